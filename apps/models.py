@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.db import models
+
+from apps import validators
+
+
+class App(models.Model):
+    TRIGGER_PUSH = "push"
+    TRIGGER_WORKFLOW_RUN = "workflow_run"
+    TRIGGER_CHOICES = [(TRIGGER_PUSH, "push"), (TRIGGER_WORKFLOW_RUN, "workflow_run")]
+
+    name = models.CharField(max_length=39, unique=True, validators=[validators.validate_app_name])
+    repo_url = models.CharField(
+        "repository URL", max_length=500, validators=[validators.validate_repo_url]
+    )
+    branch = models.CharField(max_length=200, default="main", validators=[validators.validate_branch])
+    trigger = models.CharField(max_length=20, choices=TRIGGER_CHOICES, default=TRIGGER_PUSH)
+    domains = models.JSONField(default=list, blank=True)
+    # A Fernet token (secrets_vault.crypto); the clear value is shown once, at creation.
+    webhook_secret_token = models.TextField(editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="owned_apps",
+    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="apps")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def service_name(self) -> str:
+        return f"{self.name}_web"
+
+    @property
+    def repo_full_name(self) -> str:
+        """owner/repo of a GitHub-style URL (what workflow_run's head_repository names)."""
+        m = re.search(r"[:/]([^/:]+/[^/]+?)(?:\.git)?/?$", self.repo_url)
+        return m.group(1) if m else ""
+
+    def visible_to(self, user) -> bool:
+        if not user.is_authenticated:
+            return False
+        if user.is_staff or self.owner_id == user.id:
+            return True
+        return self.members.filter(pk=user.pk).exists()
+
+    @classmethod
+    def visible_qs(cls, user):
+        qs = cls.objects.all()
+        if user.is_staff:
+            return qs
+        return qs.filter(models.Q(owner=user) | models.Q(members=user)).distinct()

@@ -1,0 +1,100 @@
+"""What Koyra creates in the Swarm besides apps (SPEC §5): network, registry, Traefik."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+
+from deployments import engine
+
+REGISTRY_SERVICE = "koyra-registry"
+TRAEFIK_SERVICE = "koyra-traefik"
+REGISTRY_DATA = "/var/lib/registry"
+
+
+def registry_port() -> int:
+    host_port = settings.KOYRA_REGISTRY.rsplit("/", 1)[0]
+    _, _, port = host_port.rpartition(":")
+    return int(port) if port.isdigit() else 5000
+
+
+def registry_spec() -> engine.ServiceSpec:
+    return engine.ServiceSpec(
+        name=REGISTRY_SERVICE,
+        image=settings.KOYRA_REGISTRY_IMAGE,
+        labels={"koyra.role": "registry"},
+        env={
+            # Deleting manifests is how retention frees space; the filesystem root is pinned
+            # so registry:2 and other builds of the registry keep blobs in the same volume.
+            "REGISTRY_STORAGE_DELETE_ENABLED": "true",
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": REGISTRY_DATA,
+            "REGISTRY_HTTP_ADDR": "0.0.0.0:5000",
+        },
+        networks=[settings.KOYRA_NETWORK],
+        mounts=[f"koyra-registry-data:{REGISTRY_DATA}"],
+        ports={registry_port(): 5000},
+        constraints=["node.role==manager"],
+    )
+
+
+def traefik_spec() -> engine.ServiceSpec:
+    net = settings.KOYRA_NETWORK
+    args = [
+        "--providers.swarm=true",
+        "--providers.swarm.endpoint=unix:///var/run/docker.sock",
+        "--providers.swarm.exposedByDefault=false",
+        f"--providers.swarm.network={net}",
+        f"--providers.swarm.refreshSeconds={settings.KOYRA_TRAEFIK_REFRESH_SECONDS}",
+        "--entryPoints.web.address=:80",
+        "--ping=true",
+        "--log.level=INFO",
+    ]
+    ports = {settings.KOYRA_HTTP_PORT: 80}
+    mounts = ["/var/run/docker.sock:/var/run/docker.sock:ro"]
+    if settings.KOYRA_ACME_EMAIL:
+        args += [
+            "--entryPoints.websecure.address=:443",
+            "--entryPoints.web.http.redirections.entryPoint.to=websecure",
+            "--entryPoints.web.http.redirections.entryPoint.scheme=https",
+            f"--certificatesResolvers.le.acme.email={settings.KOYRA_ACME_EMAIL}",
+            "--certificatesResolvers.le.acme.storage=/data/acme.json",
+            "--certificatesResolvers.le.acme.httpChallenge.entryPoint=web",
+        ]
+        ports[settings.KOYRA_HTTPS_PORT] = 443
+        mounts.append("koyra-traefik-data:/data")
+    return engine.ServiceSpec(
+        name=TRAEFIK_SERVICE,
+        image=settings.KOYRA_TRAEFIK_IMAGE,
+        labels={"koyra.role": "ingress"},
+        # Flags only: the official image's entrypoint prefixes `traefik` to them, and an image
+        # whose ENTRYPOINT is the binary takes them as they are.
+        args=args,
+        networks=[net],
+        mounts=mounts,
+        ports=ports,
+        constraints=["node.role==manager"],
+    )
+
+
+def cluster_bootstrap(*, ingress: bool = True, say: Callable[[str], None] = print) -> bool:
+    """Idempotent: swarm, network, registry, Traefik. Returns False when a part could not be
+    made (each such part is named in what `say` printed); the other parts are still made."""
+    ok = True
+    say(f"swarm: {engine.swarm_ensure(advertise_addr=settings.KOYRA_SWARM_ADVERTISE_ADDR)}")
+    created = engine.network_ensure(settings.KOYRA_NETWORK)
+    say(f"network {settings.KOYRA_NETWORK}: {'created' if created else 'exists'}")
+    parts = [("registry", registry_spec())]
+    if ingress:
+        parts.append(("traefik", traefik_spec()))
+    for label, spec in parts:
+        try:
+            engine.image_ensure(spec.image)
+        except engine.EngineError as exc:
+            ok = False
+            var = "KOYRA_REGISTRY_IMAGE" if label == "registry" else "KOYRA_TRAEFIK_IMAGE"
+            say(f"{label}: skipped: {exc}. Load or build that image on this node, or set {var} "
+                "to one that is here.")
+            continue
+        say(f"{label} ({spec.name}, {spec.image}): {engine.service_apply(spec)}")
+    return ok

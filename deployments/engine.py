@@ -1,0 +1,606 @@
+"""The Docker/Swarm boundary: the only module that imports `docker`.
+
+Everything here takes and returns plain Python values; errors surface as EngineError with a
+message fit for a deploy log (never an SDK traceback, never a secret value).
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import (
+    EndpointSpec,
+    Healthcheck,
+    Resources,
+    RestartPolicy,
+    RollbackConfig,
+    SecretReference,
+    UpdateConfig,
+)
+
+LineCallback = Callable[[str], None]
+SPEC_HASH_LABEL = "koyra.spec-hash"
+
+
+class EngineError(Exception):
+    """A Docker or Swarm operation failed; the message says what and, where known, why."""
+
+
+class Aborted(EngineError):
+    """The operation was stopped on purpose (cancel or timeout)."""
+
+
+@functools.cache
+def client() -> docker.DockerClient:
+    try:
+        c = docker.from_env(timeout=300)
+        c.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineError(
+            f"Cannot reach the Docker engine ({exc}). Start dockerd, or set DOCKER_HOST."
+        ) from exc
+    return c
+
+
+def _api_error(what: str, exc: Exception) -> EngineError:
+    msg = getattr(exc, "explanation", None) or str(exc)
+    if isinstance(msg, bytes):
+        msg = msg.decode(errors="replace")
+    return EngineError(f"{what}: {msg}")
+
+
+# --- Cluster ------------------------------------------------------------------------------
+
+
+def swarm_ensure(*, advertise_addr: str = "") -> str:
+    """Make this engine a swarm manager if it is not in a swarm yet. Returns what it did."""
+    state = client().info().get("Swarm", {}).get("LocalNodeState")
+    if state == "active":
+        return "already in a swarm"
+    try:
+        kwargs = {"advertise_addr": advertise_addr} if advertise_addr else {}
+        client().swarm.init(**kwargs)
+    except docker.errors.APIError as exc:
+        raise _api_error(
+            "docker swarm init failed (set KOYRA_SWARM_ADVERTISE_ADDR to this node's address "
+            "if it has several)",
+            exc,
+        ) from exc
+    return "initialised a new swarm"
+
+
+def network_ensure(name: str) -> bool:
+    """An attachable overlay network named `name`; True when it was created now."""
+    for net in client().networks.list(names=[name]):
+        if net.name == name:
+            if net.attrs.get("Driver") != "overlay":
+                raise EngineError(
+                    f"Network {name!r} exists but is a {net.attrs.get('Driver')} network; "
+                    "remove it or set KOYRA_NETWORK to another name."
+                )
+            return False
+    try:
+        client().networks.create(name, driver="overlay", attachable=True, labels={"koyra": "1"})
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot create network {name!r}", exc) from exc
+    return True
+
+
+def network_remove(name: str) -> None:
+    for net in client().networks.list(names=[name]):
+        if net.name == name:
+            try:
+                net.remove()
+            except docker.errors.APIError as exc:
+                raise _api_error(f"Cannot remove network {name!r}", exc) from exc
+
+
+def image_ensure(ref: str, *, pull_timeout: int = 120) -> None:
+    """The image is here, or is pulled now; EngineError says why it cannot be had."""
+    try:
+        client().images.get(ref)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot inspect image {ref}", exc) from exc
+    try:
+        repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+        client().api.pull(repo, tag=tag or "latest")
+        client().images.get(ref)
+    except (docker.errors.APIError, docker.errors.ImageNotFound) as exc:
+        raise _api_error(f"Image {ref} is not on this engine and cannot be pulled", exc) from exc
+
+
+# --- Services -----------------------------------------------------------------------------
+
+
+@dataclass
+class ServiceSpec:
+    """A whole Swarm service, declaratively: applying it replaces every field."""
+
+    name: str
+    image: str
+    labels: dict[str, str] = field(default_factory=dict)
+    container_labels: dict[str, str] = field(default_factory=dict)
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    networks: list[str] = field(default_factory=list)
+    replicas: int = 1
+    mounts: list[str] = field(default_factory=list)  # "source:target[:ro]"
+    ports: dict[int, int] = field(default_factory=dict)  # published -> target, host mode
+    constraints: list[str] = field(default_factory=list)
+    memory: int | None = None  # bytes
+    nano_cpus: int | None = None
+    healthcheck: dict | None = None  # {"test": [...], "interval": s, "timeout": s, ...}
+    monitor: int = 5  # seconds Swarm watches each updated task for failure
+    stop_grace: int = 10
+    secrets: list[dict] = field(default_factory=list)  # [{"id", "name", "file"}]
+    restart_max_attempts: int | None = None
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(
+            json.dumps(self.__dict__, sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1_000_000_000)
+
+
+def _service_kwargs(spec: ServiceSpec) -> dict:
+    labels = {**spec.labels, SPEC_HASH_LABEL: spec.fingerprint()}
+    kwargs: dict = {
+        "name": spec.name,
+        "image": spec.image,
+        "labels": labels,
+        "container_labels": spec.container_labels,
+        "command": spec.command,
+        "args": spec.args,
+        "env": [f"{k}={v}" for k, v in sorted(spec.env.items())],
+        "networks": spec.networks,
+        "mode": docker.types.ServiceMode("replicated", replicas=spec.replicas),
+        "mounts": spec.mounts,
+        "constraints": spec.constraints,
+        "stop_grace_period": _ns(spec.stop_grace),
+        # dnsrr: Swarm's IPVS routing mesh does not work everywhere (and Traefik talks to task
+        # IPs directly), so no VIP; host-mode ports for anything published.
+        "endpoint_spec": EndpointSpec(
+            mode="dnsrr", ports={p: (t, "tcp", "host") for p, t in spec.ports.items()}
+        ),
+        "update_config": UpdateConfig(
+            parallelism=1, order="start-first", failure_action="rollback",
+            monitor=_ns(spec.monitor), max_failure_ratio=0,
+        ),
+        "rollback_config": RollbackConfig(
+            parallelism=1, order="start-first", failure_action="pause", monitor=_ns(spec.monitor)
+        ),
+        "restart_policy": RestartPolicy(
+            condition="any", delay=_ns(2), max_attempts=spec.restart_max_attempts or 0
+        ),
+        "resources": Resources(cpu_limit=spec.nano_cpus, mem_limit=spec.memory),
+        "secrets": [
+            SecretReference(s["id"], s["name"], filename=s["file"], mode=0o400)
+            for s in spec.secrets
+        ],
+    }
+    if spec.healthcheck:
+        h = spec.healthcheck
+        kwargs["healthcheck"] = Healthcheck(
+            test=h["test"], interval=_ns(h["interval"]), timeout=_ns(h["timeout"]),
+            retries=h["retries"], start_period=_ns(h["start_period"]),
+        )
+    return kwargs
+
+
+def service_get(name: str) -> dict | None:
+    """The service's attrs, or None."""
+    try:
+        return client().services.get(name).attrs
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot inspect service {name}", exc) from exc
+
+
+def service_apply(spec: ServiceSpec, *, force: bool = False) -> str:
+    """Create or replace a service. Returns "created", "updated" or "unchanged".
+
+    With force, the tasks are replaced even when nothing in the spec changed (a redeploy).
+    """
+    kwargs = _service_kwargs(spec)
+    try:
+        svc = client().services.get(spec.name)
+    except docker.errors.NotFound:
+        svc = None
+    try:
+        if svc is None:
+            client().services.create(**kwargs)
+            return "created"
+        current = svc.attrs["Spec"].get("Labels", {}).get(SPEC_HASH_LABEL)
+        if current == kwargs["labels"][SPEC_HASH_LABEL] and not force:
+            return "unchanged"
+        if force:
+            kwargs["force_update"] = True
+        svc.update(**kwargs)
+        return "updated"
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot apply service {spec.name}", exc) from exc
+
+
+def service_remove(name: str) -> bool:
+    try:
+        client().services.get(name).remove()
+        return True
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot remove service {name}", exc) from exc
+
+
+def service_tasks(name: str) -> list[dict]:
+    try:
+        return client().api.tasks(filters={"service": name})
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot list tasks of {name}", exc) from exc
+
+
+def services_list(label: str) -> list[str]:
+    return [s.name for s in client().services.list(filters={"label": label})]
+
+
+@dataclass
+class Rollout:
+    ok: bool
+    message: str
+    task_errors: list[str] = field(default_factory=list)
+
+
+def _task_summary(t: dict) -> str:
+    st = t.get("Status", {})
+    err = st.get("Err") or st.get("Message") or ""
+    return f"task {t.get('ID', '')[:12]}: {st.get('State')} {err}".strip()
+
+
+def service_wait(
+    name: str,
+    *,
+    marker_label: str,
+    marker: str,
+    replicas: int,
+    timeout: float,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_line: LineCallback = lambda s: None,
+    max_failures: int = 3,
+) -> Rollout:
+    """Wait until every running task carries `marker` in its container labels and is running
+    (Swarm reports a task with a healthcheck as running only once it is healthy), and any update
+    has completed. Swarm's update call succeeds even when it later rolls back, so the verdict
+    comes from UpdateStatus and the tasks, not from that call.
+    """
+    deadline = time.monotonic() + timeout
+    seen_errors: dict[str, str] = {}
+    last_state = None
+    while True:
+        attrs = service_get(name)
+        if attrs is None:
+            return Rollout(False, f"service {name} disappeared")
+        upd = attrs.get("UpdateStatus") or {}
+        state = upd.get("State")
+        if state != last_state and state:
+            on_line(f"swarm: update {state}{': ' + upd['Message'] if upd.get('Message') else ''}")
+            last_state = state
+        tasks = service_tasks(name)
+        ours = [
+            t for t in tasks
+            if t["Spec"]["ContainerSpec"].get("Labels", {}).get(marker_label) == marker
+        ]
+        for t in ours:
+            st = t.get("Status", {})
+            if st.get("State") in ("failed", "rejected", "shutdown", "complete") and st.get("Err"):
+                if t["ID"] not in seen_errors:
+                    seen_errors[t["ID"]] = _task_summary(t)
+                    on_line(f"swarm: {seen_errors[t['ID']]}")
+        errors = list(seen_errors.values())
+        if state in ("rollback_started", "rollback_paused", "rollback_completed", "paused"):
+            if state == "rollback_started" and time.monotonic() < deadline:
+                time.sleep(1)  # wait for the old version to be fully back before reporting
+                continue
+            return Rollout(False, f"Swarm rolled the update back: {upd.get('Message', state)}",
+                           errors)
+        running = [t for t in tasks if t.get("DesiredState") == "running"]
+        good = [t for t in ours if t.get("DesiredState") == "running"
+                and t.get("Status", {}).get("State") == "running"]
+        if (
+            state in (None, "completed")
+            and len(good) == replicas
+            and len(running) == replicas
+        ):
+            return Rollout(True, "all tasks run the new version", errors)
+        if state is None and len(seen_errors) >= max_failures:
+            return Rollout(False, f"{len(seen_errors)} tasks of the new version failed", errors)
+        if should_stop():
+            raise Aborted("stopped while waiting for the rollout")
+        if time.monotonic() > deadline:
+            return Rollout(False, f"the rollout did not converge within {int(timeout)}s", errors)
+        time.sleep(1)
+
+
+# --- Images -------------------------------------------------------------------------------
+
+
+class _Abortable:
+    """Lets another thread cut a streaming API call (build, logs) by shutting its socket:
+    the daemon stops a build whose client went away."""
+
+    def __init__(self) -> None:
+        self.response = None
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+        resp = self.response
+        if resp is None:
+            return
+        sock = None
+        raw = getattr(resp, "raw", None)
+        conn = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+        sock = getattr(conn, "sock", None)
+        if sock is None:
+            fp = getattr(raw, "_fp", None)
+            sock = getattr(getattr(getattr(fp, "fp", None), "raw", None), "_sock", None)
+        try:
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+            resp.close()
+        except OSError:
+            pass
+
+
+def _watch(should_stop: Callable[[], bool], handle: _Abortable, done: threading.Event) -> None:
+    while not done.wait(0.5):
+        if should_stop():
+            handle.abort()
+            return
+
+
+def _streaming_api(handle: _Abortable) -> docker.APIClient:
+    """A private API client whose streaming responses `handle` can cut."""
+    api = docker.from_env(timeout=3600, version=client().api.api_version).api
+    original = api._stream_helper
+
+    def _keep(response, decode=False):
+        handle.response = response
+        return original(response, decode=decode)
+
+    api._stream_helper = _keep
+    return api
+
+
+class _LineBuffer:
+    """Joins stream chunks into whole lines: a line (and a secret in it) may arrive in pieces."""
+
+    def __init__(self, on_line: LineCallback) -> None:
+        self.on_line = on_line
+        self.pending = ""
+
+    def feed(self, text: str) -> None:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.strip():
+                self.on_line(line.rstrip())
+
+    def flush(self) -> None:
+        if self.pending.strip():
+            self.on_line(self.pending.rstrip())
+        self.pending = ""
+
+
+def build(
+    *,
+    context: str,
+    dockerfile: str,
+    tag: str,
+    buildargs: dict[str, str],
+    labels: dict[str, str],
+    on_line: LineCallback,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> str:
+    """docker build with the daemon's layer cache; every output line goes to on_line as it
+    comes. Returns the image id. Nothing per-deploy goes into the build (labels are applied
+    by the daemon after the last step, so they do not bust the layer cache)."""
+    handle = _Abortable()
+    done = threading.Event()
+    threading.Thread(target=_watch, args=(should_stop, handle, done), daemon=True).start()
+    api = _streaming_api(handle)
+    image_id = None
+    out = _LineBuffer(on_line)
+    try:
+        stream = api.build(
+            path=context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, labels=labels,
+            decode=True, rm=True, forcerm=True, pull=False,
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                raise EngineError(f"docker build failed: {detail.strip()}")
+            out.feed(chunk.get("stream") or "")
+            aux = chunk.get("aux") or {}
+            if aux.get("ID"):
+                image_id = aux["ID"]
+    except (docker.errors.APIError, docker.errors.BuildError) as exc:
+        raise _api_error("docker build failed", exc) from exc
+    except (requests.exceptions.RequestException, OSError, AttributeError, ValueError) as exc:
+        if handle.aborted:
+            raise Aborted("build stopped") from exc
+        raise EngineError(f"docker build failed: lost the connection to the engine ({exc})") from exc
+    finally:
+        out.flush()
+        done.set()
+        api.close()
+    if handle.aborted:
+        raise Aborted("build stopped")
+    if not image_id:
+        raise EngineError("docker build ended without producing an image")
+    return image_id
+
+
+def image_inspect(ref: str) -> dict:
+    try:
+        return client().api.inspect_image(ref)
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot inspect image {ref}", exc) from exc
+
+
+def image_command(ref: str) -> tuple[list[str], list[str]]:
+    """The image's own ENTRYPOINT and CMD, exactly as configured."""
+    cfg = image_inspect(ref).get("Config") or {}
+    return list(cfg.get("Entrypoint") or []), list(cfg.get("Cmd") or [])
+
+
+def push(*, ref: str, on_line: LineCallback) -> str:
+    """Push to the registry, reading every chunk: an error inside a 200 stream is a failure.
+    Returns the registry's digest of the manifest."""
+    repo, _, tag = ref.rpartition(":")
+    digest = None
+    last_status: dict[str, str] = {}
+    try:
+        for chunk in client().api.push(repo, tag=tag, stream=True, decode=True):
+            if "error" in chunk:
+                detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                raise EngineError(f"push to the registry failed: {detail}")
+            aux = chunk.get("aux") or {}
+            if aux.get("Digest"):
+                digest = aux["Digest"]
+            status = chunk.get("status")
+            layer = chunk.get("id", "")
+            # Progress chunks repeat many times a second: log each layer's state changes only.
+            if status and last_status.get(layer) != status and "progressDetail" not in chunk:
+                last_status[layer] = status
+                on_line(f"{layer + ': ' if layer else ''}{status}")
+    except docker.errors.APIError as exc:
+        raise _api_error("push to the registry failed", exc) from exc
+    except requests.exceptions.RequestException as exc:
+        raise EngineError(f"push to the registry failed: {exc}") from exc
+    if not digest:
+        raise EngineError("push to the registry ended without a digest")
+    return digest
+
+
+def image_remove(ref: str) -> bool:
+    try:
+        client().images.remove(ref, noprune=False)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot remove image {ref}", exc) from exc
+
+
+def image_pull(ref: str) -> None:
+    try:
+        client().images.pull(ref)
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot pull {ref}", exc) from exc
+
+
+# --- One-off containers -------------------------------------------------------------------
+
+
+def run_oneoff(
+    *,
+    image: str,
+    script: str,
+    env: dict[str, str],
+    network: str,
+    labels: dict[str, str],
+    on_line: LineCallback,
+    should_stop: Callable[[], bool] = lambda: False,
+    timeout: float = 1800,
+) -> int:
+    """Run `script` with sh -c in a new container of `image` and return its exit code. Output
+    streams to on_line. The container is removed afterwards, whatever happened."""
+    try:
+        container = client().containers.create(
+            image, entrypoint=["/bin/sh", "-c", script], command=[], environment=env,
+            network=network, labels=labels, detach=True,
+        )
+    except docker.errors.APIError as exc:
+        raise _api_error("Cannot create the release container", exc) from exc
+    stopper = threading.Event()
+
+    def _stop_when_asked() -> None:
+        deadline = time.monotonic() + timeout
+        while not stopper.wait(0.5):
+            if should_stop() or time.monotonic() > deadline:
+                try:
+                    container.kill()
+                except docker.errors.APIError:
+                    pass
+                return
+
+    threading.Thread(target=_stop_when_asked, daemon=True).start()
+    try:
+        container.start()
+        out = _LineBuffer(on_line)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for chunk in container.logs(stream=True, follow=True):
+            out.feed(decoder.decode(chunk))
+        out.flush()
+        result = container.wait(timeout=60)
+        code = int(result.get("StatusCode", -1))
+        if should_stop():
+            raise Aborted("release stopped")
+        return code
+    except docker.errors.APIError as exc:
+        raise _api_error("The release container failed to run", exc) from exc
+    finally:
+        stopper.set()
+        try:
+            container.remove(force=True)
+        except docker.errors.APIError:
+            pass
+
+
+# --- Swarm secrets ------------------------------------------------------------------------
+
+
+def secret_ensure(name: str, value: str, labels: dict[str, str]) -> str:
+    """A Swarm secret (kept encrypted in the raft log, mounted on tmpfs) with this exact name;
+    names are versioned by the caller, so an existing one already holds this value."""
+    for s in client().secrets.list(filters={"name": name}):
+        if s.name == name:
+            return s.id
+    try:
+        return client().secrets.create(name=name, data=value.encode(), labels=labels).id
+    except docker.errors.APIError as exc:
+        # The value is never part of the message; Docker's own error text does not carry it.
+        raise _api_error(f"Cannot create Swarm secret {name}", exc) from exc
+
+
+def secrets_list(label: str) -> list[dict]:
+    return [{"id": s.id, "name": s.name, "labels": s.attrs["Spec"].get("Labels", {})}
+            for s in client().secrets.list(filters={"label": label})]
+
+
+def secret_remove(secret_id: str) -> bool:
+    try:
+        client().api.remove_secret(secret_id)
+        return True
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError:
+        return False  # still used by a task: removed on a later pass

@@ -1,0 +1,68 @@
+"""Deploy logs and status, stored then relayed. The only module that names the Channels groups
+and calls group_send: the same call stores a line and pushes it to viewers."""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db.models import Max
+
+from deployments.models import Deploy, LogLine
+
+log = logging.getLogger(__name__)
+REDACTED = "****"
+
+
+def group_name(deploy_id: int) -> str:
+    return f"deploy-{deploy_id}"
+
+
+def _send(deploy_id: int, message: dict) -> None:
+    # The database already holds the line; a relay failure (Redis down) only delays viewers,
+    # who catch up from the stored backlog when they reconnect.
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group_name(deploy_id), message)
+    except Exception as exc:
+        log.warning("live relay for deploy %s failed: %s", deploy_id, exc)
+
+
+class Redactor:
+    """Replaces every secret value by ****, also when a value arrives split across chunks
+    (lines are only ever redacted whole, and a partial line is held until its end)."""
+
+    def __init__(self, values: list[str] | None = None) -> None:
+        self.values = sorted({v for v in (values or []) if v}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for v in self.values:
+            text = text.replace(v, REDACTED)
+        return text
+
+
+class DeployLog:
+    """Appends numbered lines to one deploy's log and relays each as it is stored."""
+
+    def __init__(self, deploy: Deploy, redactor: Redactor | None = None) -> None:
+        self.deploy = deploy
+        self.redact = redactor or Redactor()
+        self.seq = LogLine.objects.filter(deploy=deploy).aggregate(m=Max("seq"))["m"] or 0
+
+    def line(self, text: str) -> None:
+        for part in str(text).splitlines() or [""]:
+            self.seq += 1
+            clean = self.redact(part.rstrip())
+            LogLine.objects.create(deploy=self.deploy, seq=self.seq, text=clean)
+            _send(self.deploy.pk, {"type": "log.line", "seq": self.seq, "text": clean})
+
+    __call__ = line
+
+
+def status_changed(deploy: Deploy) -> None:
+    _send(deploy.pk, {
+        "type": "deploy.status", "status": deploy.status, "stages": deploy.stages,
+        "error": deploy.error,
+    })

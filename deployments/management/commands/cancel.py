@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from deployments import services
+from deployments.management.commands._common import get_app
+
+
+class Command(BaseCommand):
+    help = "Stop the app's queued or running deploy (its own build, nobody else's)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+
+    def handle(self, *args, **opts):
+        deploy = services.deploy_cancel(app=get_app(opts["name"]))
+        if deploy is None:
+            self.stdout.write("nothing to cancel: no queued or running deploy")
+        else:
+            self.stdout.write(f"cancelling deploy #{deploy.pk}")

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand
+
+from deployments.management.commands._common import get_app
+
+
+class Command(BaseCommand):
+    help = "The app's deploys, newest first."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **opts):
+        app = get_app(opts["name"])
+        rows = [
+            {
+                "id": d.pk, "status": d.status, "commit": d.commit,
+                "image": d.image.pinned if d.image else "", "trigger": d.trigger,
+                "created": d.created.isoformat(),
+                "finished": d.finished.isoformat() if d.finished else None,
+                "error": d.error,
+            }
+            for d in app.deploys.select_related("image").order_by("-created", "-id")
+        ]
+        if opts["json"]:
+            self.stdout.write(json.dumps(rows))
+            return
+        if not rows:
+            self.stdout.write(f"{app.name} has no deploys yet")
+        for r in rows:
+            self.stdout.write(
+                f"{r['id']:>6}  {r['status']:<10}  {r['commit'][:12]:<12}  {r['trigger']:<12}  "
+                f"{r['created'][:19]}  {(r['finished'] or '-')[:19]:<19}  {r['image'] or '-'}"
+            )

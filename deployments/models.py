@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from apps.models import App
+
+
+class Image(models.Model):
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="images")
+    ref = models.CharField(max_length=300)  # <registry>/<app>:<commit>
+    digest = models.CharField(max_length=80)  # sha256:... in the registry
+    commit = models.CharField(max_length=40)
+    size = models.BigIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+    deleted = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.pinned
+
+    @property
+    def pinned(self) -> str:
+        """ref@digest: what the service runs, so every node runs the very same bytes."""
+        return f"{self.ref.rsplit(':', 1)[0]}@{self.digest}"
+
+
+class Deploy(models.Model):
+    QUEUED = "queued"
+    BUILDING = "building"
+    PUSHING = "pushing"
+    RELEASING = "releasing"
+    DEPLOYING = "deploying"
+    LIVE = "live"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
+    RETIRED = "retired"
+    STATUS_CHOICES = [(s, s) for s in (QUEUED, BUILDING, PUSHING, RELEASING, DEPLOYING, LIVE,
+                                       FAILED, SUPERSEDED, CANCELLED, RETIRED)]
+    ACTIVE = (BUILDING, PUSHING, RELEASING, DEPLOYING)
+    PENDING = (QUEUED, *ACTIVE)
+    FINISHED = (LIVE, FAILED, SUPERSEDED, CANCELLED, RETIRED)
+
+    TRIGGERS = ["push", "workflow_run", "manual", "redeploy", "rollback"]
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="deploys")
+    commit = models.CharField(max_length=40, blank=True)  # resolved at clone when blank
+    trigger = models.CharField(max_length=20, choices=[(t, t) for t in TRIGGERS])
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=QUEUED)
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="deploys")
+    # For redeploy/rollback: the deploy whose image (and, for rollback, spec) is reused.
+    source = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    error = models.TextField(blank=True)
+    # {"clone": {"started": iso, "finished": iso}, ...}
+    stages = models.JSONField(default=dict, blank=True)
+    # The service spec this deploy applied (no secret values): what a rollback re-applies.
+    spec = models.JSONField(default=dict, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    enqueued = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["app", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.app.name} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def short_commit(self) -> str:
+        return self.commit[:12]
+
+    def _move(self, to: str, *, allowed: tuple[str, ...], **fields) -> bool:
+        """Guarded, atomic status change: only from `allowed`, so a finished deploy stays so."""
+        if to in self.FINISHED:
+            fields.setdefault("finished", timezone.now())
+        n = Deploy.objects.filter(pk=self.pk, status__in=allowed).update(status=to, **fields)
+        self.refresh_from_db()
+        return n == 1
+
+    def start_stage(self, stage: str, status: str | None = None) -> bool:
+        stages = dict(self.stages)
+        stages[stage] = {"started": timezone.now().isoformat()}
+        fields = {"stages": stages}
+        if self.started is None:
+            fields["started"] = timezone.now()
+        return self._move(status or self.status, allowed=self.PENDING, **fields)
+
+    def finish_stage(self, stage: str) -> None:
+        stages = dict(self.stages)
+        stages.setdefault(stage, {})["finished"] = timezone.now().isoformat()
+        Deploy.objects.filter(pk=self.pk).update(stages=stages)
+        self.stages = stages
+
+    def stage_seconds(self) -> dict[str, float]:
+        from datetime import datetime
+
+        out = {}
+        for name, s in self.stages.items():
+            if "started" in s and "finished" in s:
+                a = datetime.fromisoformat(s["started"])
+                b = datetime.fromisoformat(s["finished"])
+                out[name] = round((b - a).total_seconds(), 2)
+        return out
+
+    def mark_live(self) -> bool:
+        return self._move(self.LIVE, allowed=self.ACTIVE, error="")
+
+    def mark_failed(self, reason: str) -> bool:
+        return self._move(self.FAILED, allowed=self.PENDING, error=reason[:4000])
+
+    def mark_superseded(self, by: Deploy) -> bool:
+        return self._move(self.SUPERSEDED, allowed=(self.QUEUED,),
+                          error=f"superseded by deploy #{by.pk}")
+
+    def mark_cancelled(self) -> bool:
+        return self._move(self.CANCELLED, allowed=self.PENDING, error="cancelled by a user")
+
+    def mark_retired(self) -> bool:
+        return self._move(self.RETIRED, allowed=(self.LIVE,))
+
+    @property
+    def log_text(self) -> str:
+        return "\n".join(self.log_lines.values_list("text", flat=True))
+
+
+class LogLine(models.Model):
+    """One line of a deploy's log, numbered so a reconnecting viewer resumes without gaps."""
+
+    deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, related_name="log_lines")
+    seq = models.PositiveIntegerField()
+    text = models.TextField()
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["deploy", "seq"]
+        constraints = [models.UniqueConstraint(fields=["deploy", "seq"], name="uniq_log_seq")]
+
+
+class WebhookDelivery(models.Model):
+    ACCEPTED = "accepted"
+    IGNORED = "ignored"
+    REFUSED = "refused"
+    DUPLICATE = "duplicate"
+    OUTCOMES = [(o, o) for o in (ACCEPTED, IGNORED, REFUSED, DUPLICATE)]
+
+    # GitHub's X-GitHub-Delivery; blank only for refused requests that carried none.
+    delivery_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    app = models.ForeignKey(App, null=True, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=50, blank=True)
+    commit = models.CharField(max_length=40, blank=True)
+    outcome = models.CharField(max_length=20, choices=OUTCOMES)
+    reason = models.CharField(max_length=500, blank=True)
+    deploy = models.ForeignKey(Deploy, null=True, blank=True, on_delete=models.SET_NULL)
+    received = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received", "-id"]
+        verbose_name_plural = "webhook deliveries"

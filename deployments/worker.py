@@ -1,0 +1,51 @@
+"""The RQ worker Koyra runs (`manage.py rqworker deploys`, via RQ["WORKER_CLASS"])."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.db import close_old_connections
+from rq import Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+log = logging.getLogger(__name__)
+SWEEP_EVERY = 10  # seconds
+
+
+class KoyraWorker(Worker):
+    """Listens in short slices so that, while idle, it can sweep the database: deploys the
+    queue lost (Redis restarted or was down) are enqueued again, and deploys left active by a
+    worker that died are marked failed. The database is the truth; Redis is transport."""
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        while True:
+            self._sweep()
+            started = time.monotonic()
+            result = super().dequeue_job_and_maintain_ttl(SWEEP_EVERY, SWEEP_EVERY)
+            if result is not None:
+                return result
+            if max_idle_time is not None:
+                max_idle_time -= time.monotonic() - started
+                if max_idle_time <= 0:
+                    return None
+
+    def _sweep(self) -> None:
+        from deployments import services
+
+        try:
+            close_old_connections()
+            done = services.deploy_sweep(job_exists=self._job_exists)
+            if any(done.values()):
+                log.info("sweep: %s", done)
+        except Exception:
+            log.exception("sweep failed; trying again in %ss", SWEEP_EVERY)
+
+    def _job_exists(self, deploy_id: int) -> bool:
+        """Whether Redis still holds a runnable job for the deploy."""
+        try:
+            job = Job.fetch(f"deploy-{deploy_id}", connection=self.connection)
+        except NoSuchJobError:
+            return False
+        return job.get_status() in ("queued", "started", "deferred", "scheduled")

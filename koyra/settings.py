@@ -1,0 +1,170 @@
+"""Koyra settings: one file, 12-factor. Every setting X may also be given as X_FILE."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+
+def _read(name: str, default: str | None = None) -> str | None:
+    """The value of X, else the contents of the file named by X_FILE (how Swarm mounts secrets)."""
+    if name in os.environ:
+        return os.environ[name]
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return default
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = _read(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = _read(name)
+    return int(value) if value not in (None, "") else default
+
+
+KOYRA_DATA_DIR = Path(_read("KOYRA_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+KOYRA_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = _bool("DEBUG", False)
+# No SECRET_KEY is never a crash here; koyra.E002 reports it at `check` time unless DEBUG.
+SECRET_KEY = _read("SECRET_KEY") or ""
+ALLOWED_HOSTS = [h.strip() for h in (_read("ALLOWED_HOSTS", "127.0.0.1,localhost")).split(",")]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in (_read("CSRF_TRUSTED_ORIGINS", "") or "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_rq",
+    "template_partials",
+    "koyra",
+    "apps",
+    "deployments",
+    "secrets_vault",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "koyra.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+WSGI_APPLICATION = "koyra.wsgi.application"
+ASGI_APPLICATION = "koyra.asgi.application"
+
+DATABASE_URL = _read("DATABASE_URL") or f"sqlite:///{KOYRA_DATA_DIR / 'koyra.sqlite3'}"
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The worker writes log lines while the web side reads them: WAL lets both proceed, and
+    # IMMEDIATE transactions take the write lock up front instead of failing on upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    # A file, not memory, so the worker and daphne processes of the e2e suite share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(KOYRA_DATA_DIR / "test.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/apps/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = KOYRA_DATA_DIR / "static"
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+
+REDIS_URL = _read("REDIS_URL", "redis://127.0.0.1:6379/0")
+RQ_QUEUES = {"deploys": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600}}
+RQ_SHOW_ADMIN_LINK = True
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+# --- Koyra ---------------------------------------------------------------------------------
+# Fernet keys, comma-separated; the first encrypts, all decrypt. No fallback of any kind.
+KOYRA_FERNET_KEYS = [k.strip() for k in (_read("KOYRA_FERNET_KEYS") or "").split(",") if k.strip()]
+KOYRA_REGISTRY = _read("KOYRA_REGISTRY", "127.0.0.1:5000")
+KOYRA_NETWORK = _read("KOYRA_NETWORK", "koyra-public")
+KOYRA_REGISTRY_IMAGE = _read("KOYRA_REGISTRY_IMAGE", "registry:2")
+KOYRA_TRAEFIK_IMAGE = _read("KOYRA_TRAEFIK_IMAGE", "traefik:v3.7")
+KOYRA_HTTP_PORT = _int("KOYRA_HTTP_PORT", 80)
+KOYRA_HTTPS_PORT = _int("KOYRA_HTTPS_PORT", 443)
+KOYRA_ACME_EMAIL = _read("KOYRA_ACME_EMAIL", "") or ""
+KOYRA_BASE_URL = (_read("KOYRA_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+KOYRA_SWARM_ADVERTISE_ADDR = _read("KOYRA_SWARM_ADVERTISE_ADDR", "") or ""
+# How long one deploy may take, all stages together, before it is stopped and marked failed.
+KOYRA_DEPLOY_TIMEOUT = _int("KOYRA_DEPLOY_TIMEOUT", 30 * 60)
+# How long the rollout may take to converge (all tasks on the new digest and healthy).
+KOYRA_ROLLOUT_TIMEOUT = _int("KOYRA_ROLLOUT_TIMEOUT", 300)
+KOYRA_WORKSPACE_DIR = Path(_read("KOYRA_WORKSPACE_DIR", str(KOYRA_DATA_DIR / "workspaces")))
+# How often Traefik re-reads the Swarm: short, so new tasks get traffic soon after they start.
+KOYRA_TRAEFIK_REFRESH_SECONDS = _int("KOYRA_TRAEFIK_REFRESH_SECONDS", 2)
+# A stopping task keeps serving this long after SIGTERM, so Traefik stops routing to it first.
+KOYRA_DRAIN_SECONDS = _int("KOYRA_DRAIN_SECONDS", 2 * KOYRA_TRAEFIK_REFRESH_SECONDS + 1)
+
+RQ = {"WORKER_CLASS": "deployments.worker.KoyraWorker"}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
