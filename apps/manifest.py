@@ -12,7 +12,13 @@ from apps.validators import DOMAIN_RE, SECRET_KEY_RE
 
 MANIFEST_PATH = ".paas/app.yaml"
 PUBLIC_PREFIXES = (
-    "NEXT_PUBLIC_", "VITE_", "REACT_APP_", "PUBLIC_", "NUXT_PUBLIC_", "GATSBY_", "EXPO_PUBLIC_",
+    "NEXT_PUBLIC_",
+    "VITE_",
+    "REACT_APP_",
+    "PUBLIC_",
+    "NUXT_PUBLIC_",
+    "GATSBY_",
+    "EXPO_PUBLIC_",
 )
 _MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b?)$", re.IGNORECASE)
 _TOP = {"version", "build", "env", "secrets", "release", "predeploy", "run"}
@@ -194,8 +200,9 @@ def _parse_run(c: _Checker, run: dict, m: Manifest) -> None:
         hc: dict = {"interval": 3, "timeout": 3, "retries": 3, "start_period": 10}
         for key in ("interval", "timeout", "retries", "start_period"):
             if key in h:
-                hc[key] = c.integer(h[key], ("run", "healthcheck", key), 0 if key ==
-                                    "start_period" else 1, 600)
+                hc[key] = c.integer(
+                    h[key], ("run", "healthcheck", key), 0 if key == "start_period" else 1, 600
+                )
         if "path" in h:
             p = h["path"]
             if not isinstance(p, str) or not re.match(r"^/[A-Za-z0-9._~/?=&%-]*$", p):

@@ -17,13 +17,18 @@ class App(models.Model):
     repo_url = models.CharField(
         "repository URL", max_length=500, validators=[validators.validate_repo_url]
     )
-    branch = models.CharField(max_length=200, default="main", validators=[validators.validate_branch])
+    branch = models.CharField(
+        max_length=200, default="main", validators=[validators.validate_branch]
+    )
     trigger = models.CharField(max_length=20, choices=TRIGGER_CHOICES, default=TRIGGER_PUSH)
     domains = models.JSONField(default=list, blank=True)
     # A Fernet token (secrets_vault.crypto); the clear value is shown once, at creation.
     webhook_secret_token = models.TextField(editable=False)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="owned_apps",
     )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="apps")

@@ -36,8 +36,13 @@ def app_create(
         raise ValidationError(f"An app named {name!r} already exists; choose another name.")
     secret = _webhook_secret()
     app = App(
-        name=name, repo_url=repo_url, branch=branch, trigger=trigger, domains=domains,
-        owner=owner, webhook_secret_token=crypto.encrypt(secret),
+        name=name,
+        repo_url=repo_url,
+        branch=branch,
+        trigger=trigger,
+        domains=domains,
+        owner=owner,
+        webhook_secret_token=crypto.encrypt(secret),
     )
     app.full_clean(exclude=["webhook_secret_token"])
     app.save()

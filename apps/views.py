@@ -42,8 +42,11 @@ def app_new(request):
             for field, msgs in getattr(exc, "message_dict", {"__all__": exc.messages}).items():
                 form.add_error(field if field in form.fields else None, msgs)
         else:
-            return render(request, "apps/created.html", {
-                "app": app, "secret": secret, "url": services.app_webhook_url(app=app)})
+            return render(
+                request,
+                "apps/created.html",
+                {"app": app, "secret": secret, "url": services.app_webhook_url(app=app)},
+            )
     return render(request, "apps/new.html", {"form": form})
 
 
@@ -52,9 +55,15 @@ def app_new(request):
 def app_detail(request, name: str):
     app = _get_app_for_user(request, name)
     deploys = app.deploys.select_related("image")[:50]
-    return render(request, "apps/detail.html", {
-        "app": app, "deploys": deploys,
-        "live": app.deploys.filter(status=Deploy.LIVE).select_related("image").first(),
-        "secrets": app.secrets.all(), "deliveries": app.deliveries.all()[:20],
-        "webhook_url": services.app_webhook_url(app=app),
-    })
+    return render(
+        request,
+        "apps/detail.html",
+        {
+            "app": app,
+            "deploys": deploys,
+            "live": app.deploys.filter(status=Deploy.LIVE).select_related("image").first(),
+            "secrets": app.secrets.all(),
+            "deliveries": app.deliveries.all()[:20],
+            "webhook_url": services.app_webhook_url(app=app),
+        },
+    )

@@ -93,8 +93,10 @@ def cluster_bootstrap(*, ingress: bool = True, say: Callable[[str], None] = prin
         except engine.EngineError as exc:
             ok = False
             var = "KOYRA_REGISTRY_IMAGE" if label == "registry" else "KOYRA_TRAEFIK_IMAGE"
-            say(f"{label}: skipped: {exc}. Load or build that image on this node, or set {var} "
-                "to one that is here.")
+            say(
+                f"{label}: skipped: {exc}. Load or build that image on this node, or set {var} "
+                "to one that is here."
+            )
             continue
         say(f"{label} ({spec.name}, {spec.image}): {engine.service_apply(spec)}")
     return ok

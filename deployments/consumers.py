@@ -16,8 +16,12 @@ def _may_see(user, pk: int) -> bool:
 @database_sync_to_async
 def _backlog(pk: int, after: int) -> tuple[list[dict], dict]:
     d = Deploy.objects.get(pk=pk)
-    lines = [{"seq": s, "text": t} for s, t in LogLine.objects.filter(
-        deploy_id=pk, seq__gt=after).order_by("seq").values_list("seq", "text")]
+    lines = [
+        {"seq": s, "text": t}
+        for s, t in LogLine.objects.filter(deploy_id=pk, seq__gt=after)
+        .order_by("seq")
+        .values_list("seq", "text")
+    ]
     return lines, {"status": d.status, "stages": d.stages, "error": d.error}
 
 
@@ -58,5 +62,11 @@ class DeployLogConsumer(AsyncJsonWebsocketConsumer):
         await self._line(event)
 
     async def deploy_status(self, event):
-        await self.send_json({"type": "status", "status": event["status"],
-                              "stages": event["stages"], "error": event["error"]})
+        await self.send_json(
+            {
+                "type": "status",
+                "status": event["status"],
+                "stages": event["stages"],
+                "error": event["error"],
+            }
+        )

@@ -7,6 +7,7 @@ message fit for a deploy log (never an SDK traceback, never a secret value).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import hashlib
 import json
@@ -181,8 +182,11 @@ def _service_kwargs(spec: ServiceSpec) -> dict:
             mode="dnsrr", ports={p: (t, "tcp", "host") for p, t in spec.ports.items()}
         ),
         "update_config": UpdateConfig(
-            parallelism=1, order="start-first", failure_action="rollback",
-            monitor=_ns(spec.monitor), max_failure_ratio=0,
+            parallelism=1,
+            order="start-first",
+            failure_action="rollback",
+            monitor=_ns(spec.monitor),
+            max_failure_ratio=0,
         ),
         "rollback_config": RollbackConfig(
             parallelism=1, order="start-first", failure_action="pause", monitor=_ns(spec.monitor)
@@ -199,8 +203,11 @@ def _service_kwargs(spec: ServiceSpec) -> dict:
     if spec.healthcheck:
         h = spec.healthcheck
         kwargs["healthcheck"] = Healthcheck(
-            test=h["test"], interval=_ns(h["interval"]), timeout=_ns(h["timeout"]),
-            retries=h["retries"], start_period=_ns(h["start_period"]),
+            test=h["test"],
+            interval=_ns(h["interval"]),
+            timeout=_ns(h["timeout"]),
+            retries=h["retries"],
+            start_period=_ns(h["start_period"]),
         )
     return kwargs
 
@@ -304,30 +311,31 @@ def service_wait(
             last_state = state
         tasks = service_tasks(name)
         ours = [
-            t for t in tasks
+            t
+            for t in tasks
             if t["Spec"]["ContainerSpec"].get("Labels", {}).get(marker_label) == marker
         ]
         for t in ours:
             st = t.get("Status", {})
-            if st.get("State") in ("failed", "rejected", "shutdown", "complete") and st.get("Err"):
-                if t["ID"] not in seen_errors:
-                    seen_errors[t["ID"]] = _task_summary(t)
-                    on_line(f"swarm: {seen_errors[t['ID']]}")
+            ended = st.get("State") in ("failed", "rejected", "shutdown", "complete")
+            if ended and st.get("Err") and t["ID"] not in seen_errors:
+                seen_errors[t["ID"]] = _task_summary(t)
+                on_line(f"swarm: {seen_errors[t['ID']]}")
         errors = list(seen_errors.values())
         if state in ("rollback_started", "rollback_paused", "rollback_completed", "paused"):
             if state == "rollback_started" and time.monotonic() < deadline:
                 time.sleep(1)  # wait for the old version to be fully back before reporting
                 continue
-            return Rollout(False, f"Swarm rolled the update back: {upd.get('Message', state)}",
-                           errors)
+            return Rollout(
+                False, f"Swarm rolled the update back: {upd.get('Message', state)}", errors
+            )
         running = [t for t in tasks if t.get("DesiredState") == "running"]
-        good = [t for t in ours if t.get("DesiredState") == "running"
-                and t.get("Status", {}).get("State") == "running"]
-        if (
-            state in (None, "completed")
-            and len(good) == replicas
-            and len(running) == replicas
-        ):
+        good = [
+            t
+            for t in ours
+            if t.get("DesiredState") == "running" and t.get("Status", {}).get("State") == "running"
+        ]
+        if state in (None, "completed") and len(good) == replicas and len(running) == replicas:
             return Rollout(True, "all tasks run the new version", errors)
         if state is None and len(seen_errors) >= max_failures:
             return Rollout(False, f"{len(seen_errors)} tasks of the new version failed", errors)
@@ -430,8 +438,15 @@ def build(
     out = _LineBuffer(on_line)
     try:
         stream = api.build(
-            path=context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, labels=labels,
-            decode=True, rm=True, forcerm=True, pull=False,
+            path=context,
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs=buildargs,
+            labels=labels,
+            decode=True,
+            rm=True,
+            forcerm=True,
+            pull=False,
         )
         for chunk in stream:
             if "error" in chunk:
@@ -446,7 +461,9 @@ def build(
     except (requests.exceptions.RequestException, OSError, AttributeError, ValueError) as exc:
         if handle.aborted:
             raise Aborted("build stopped") from exc
-        raise EngineError(f"docker build failed: lost the connection to the engine ({exc})") from exc
+        raise EngineError(
+            f"docker build failed: lost the connection to the engine ({exc})"
+        ) from exc
     finally:
         out.flush()
         done.set()
@@ -535,8 +552,13 @@ def run_oneoff(
     streams to on_line. The container is removed afterwards, whatever happened."""
     try:
         container = client().containers.create(
-            image, entrypoint=["/bin/sh", "-c", script], command=[], environment=env,
-            network=network, labels=labels, detach=True,
+            image,
+            entrypoint=["/bin/sh", "-c", script],
+            command=[],
+            environment=env,
+            network=network,
+            labels=labels,
+            detach=True,
         )
     except docker.errors.APIError as exc:
         raise _api_error("Cannot create the release container", exc) from exc
@@ -546,10 +568,8 @@ def run_oneoff(
         deadline = time.monotonic() + timeout
         while not stopper.wait(0.5):
             if should_stop() or time.monotonic() > deadline:
-                try:
+                with contextlib.suppress(docker.errors.APIError):
                     container.kill()
-                except docker.errors.APIError:
-                    pass
                 return
 
     threading.Thread(target=_stop_when_asked, daemon=True).start()
@@ -569,10 +589,8 @@ def run_oneoff(
         raise _api_error("The release container failed to run", exc) from exc
     finally:
         stopper.set()
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             container.remove(force=True)
-        except docker.errors.APIError:
-            pass
 
 
 # --- Swarm secrets ------------------------------------------------------------------------
@@ -592,8 +610,10 @@ def secret_ensure(name: str, value: str, labels: dict[str, str]) -> str:
 
 
 def secrets_list(label: str) -> list[dict]:
-    return [{"id": s.id, "name": s.name, "labels": s.attrs["Spec"].get("Labels", {})}
-            for s in client().secrets.list(filters={"label": label})]
+    return [
+        {"id": s.id, "name": s.name, "labels": s.attrs["Spec"].get("Labels", {})}
+        for s in client().secrets.list(filters={"label": label})
+    ]
 
 
 def secret_remove(secret_id: str) -> bool:

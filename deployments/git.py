@@ -26,12 +26,18 @@ def _env() -> dict[str, str]:
 
 # Only the transports Koyra accepts; git's ext:: and friends can run commands.
 _PROTOCOLS = [
-    "-c", "protocol.allow=never",
-    "-c", "protocol.https.allow=always",
-    "-c", "protocol.ssh.allow=always",
-    "-c", "protocol.file.allow=always",
-    "-c", "core.hooksPath=/dev/null",
-    "-c", "advice.detachedHead=false",
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "protocol.https.allow=always",
+    "-c",
+    "protocol.ssh.allow=always",
+    "-c",
+    "protocol.file.allow=always",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "advice.detachedHead=false",
 ]
 
 
@@ -43,8 +49,13 @@ def _git(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> str:
     proc = subprocess.Popen(
-        ["git", *_PROTOCOLS, *args], cwd=cwd, env=_env(), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ["git", *_PROTOCOLS, *args],
+        cwd=cwd,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + timeout
     while True:

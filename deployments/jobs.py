@@ -15,8 +15,9 @@ def run_deploy(deploy_id: int) -> str:
         return services.deploy_run(deploy_id=deploy_id).status
     except BaseException as exc:  # includes RQ's JobTimeoutException and SystemExit on kill
         deploy = Deploy.objects.filter(pk=deploy_id).first()
-        if deploy is not None and deploy.mark_failed(f"internal error: {type(exc).__name__}: "
-                                                     f"{exc}"):
+        if deploy is not None and deploy.mark_failed(
+            f"internal error: {type(exc).__name__}: {exc}"
+        ):
             from deployments import live
 
             live.DeployLog(deploy)(f"!! internal error: {type(exc).__name__}")

@@ -62,7 +62,12 @@ class DeployLog:
 
 
 def status_changed(deploy: Deploy) -> None:
-    _send(deploy.pk, {
-        "type": "deploy.status", "status": deploy.status, "stages": deploy.stages,
-        "error": deploy.error,
-    })
+    _send(
+        deploy.pk,
+        {
+            "type": "deploy.status",
+            "status": deploy.status,
+            "stages": deploy.stages,
+            "error": deploy.error,
+        },
+    )

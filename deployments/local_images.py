@@ -51,16 +51,24 @@ def _build(tag: str, files: dict[str, Path | str], dockerfile: str) -> str:
             else:
                 target.write_text(src)
         (root / "Dockerfile").write_text(dockerfile)
-        return engine.build(context=tmp, dockerfile="Dockerfile", tag=tag, buildargs={},
-                            labels={"koyra.local-image": "1"}, on_line=lambda s: None)
+        return engine.build(
+            context=tmp,
+            dockerfile="Dockerfile",
+            tag=tag,
+            buildargs={},
+            labels={"koyra.local-image": "1"},
+            on_line=lambda s: None,
+        )
 
 
 def registry_image(tag: str = REGISTRY_TAG) -> str:
     binary = Path(shutil.which("docker-registry") or "/usr/bin/docker-registry")
     if not binary.exists():
         raise Missing("docker-registry is not installed: apt-get install docker-registry")
-    files: dict[str, Path | str] = {"rootfs/bin/registry": binary,
-                                    "rootfs/etc/docker/registry/config.yml": REGISTRY_CONFIG}
+    files: dict[str, Path | str] = {
+        "rootfs/bin/registry": binary,
+        "rootfs/etc/docker/registry/config.yml": REGISTRY_CONFIG,
+    }
     for lib in _libs(binary):
         files[f"rootfs{lib}"] = lib.resolve()
     dockerfile = (

@@ -38,8 +38,21 @@ class Deploy(models.Model):
     SUPERSEDED = "superseded"
     CANCELLED = "cancelled"
     RETIRED = "retired"
-    STATUS_CHOICES = [(s, s) for s in (QUEUED, BUILDING, PUSHING, RELEASING, DEPLOYING, LIVE,
-                                       FAILED, SUPERSEDED, CANCELLED, RETIRED)]
+    STATUS_CHOICES = [
+        (s, s)
+        for s in (
+            QUEUED,
+            BUILDING,
+            PUSHING,
+            RELEASING,
+            DEPLOYING,
+            LIVE,
+            FAILED,
+            SUPERSEDED,
+            CANCELLED,
+            RETIRED,
+        )
+    ]
     ACTIVE = (BUILDING, PUSHING, RELEASING, DEPLOYING)
     PENDING = (QUEUED, *ACTIVE)
     FINISHED = (LIVE, FAILED, SUPERSEDED, CANCELLED, RETIRED)
@@ -50,11 +63,13 @@ class Deploy(models.Model):
     commit = models.CharField(max_length=40, blank=True)  # resolved at clone when blank
     trigger = models.CharField(max_length=20, choices=[(t, t) for t in TRIGGERS])
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=QUEUED)
-    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="deploys")
+    image = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="deploys"
+    )
     # For redeploy/rollback: the deploy whose image (and, for rollback, spec) is reused.
-    source = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+")
+    source = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     error = models.TextField(blank=True)
     # {"clone": {"started": iso, "finished": iso}, ...}
     stages = models.JSONField(default=dict, blank=True)
@@ -121,8 +136,9 @@ class Deploy(models.Model):
         return self._move(self.FAILED, allowed=self.PENDING, error=reason[:4000])
 
     def mark_superseded(self, by: Deploy) -> bool:
-        return self._move(self.SUPERSEDED, allowed=(self.QUEUED,),
-                          error=f"superseded by deploy #{by.pk}")
+        return self._move(
+            self.SUPERSEDED, allowed=(self.QUEUED,), error=f"superseded by deploy #{by.pk}"
+        )
 
     def mark_cancelled(self) -> bool:
         return self._move(self.CANCELLED, allowed=self.PENDING, error="cancelled by a user")
@@ -147,6 +163,9 @@ class LogLine(models.Model):
         ordering = ["deploy", "seq"]
         constraints = [models.UniqueConstraint(fields=["deploy", "seq"], name="uniq_log_seq")]
 
+    def __str__(self) -> str:
+        return f"#{self.deploy_id}:{self.seq}"
+
 
 class WebhookDelivery(models.Model):
     ACCEPTED = "accepted"
@@ -168,3 +187,6 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-received", "-id"]
         verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.outcome} ({self.delivery_id or 'no id'})"

@@ -40,8 +40,9 @@ class DeployStopped(Exception):
 # --- Creating and queueing ------------------------------------------------------------------
 
 
-def deploy_create(*, app: App, commit: str = "", trigger: str = "manual",
-                  source: Deploy | None = None) -> Deploy:
+def deploy_create(
+    *, app: App, commit: str = "", trigger: str = "manual", source: Deploy | None = None
+) -> Deploy:
     """The Deploy row first; the job is enqueued once the row is committed. Older queued
     deploys of the app are superseded: never two builds of stale commits in a row."""
     if commit:
@@ -70,8 +71,12 @@ def deploy_enqueue(*, deploy_id: int) -> bool:
         return False
     try:
         django_rq.get_queue("deploys").enqueue(
-            jobs.run_deploy, deploy_id, job_id=f"deploy-{deploy_id}",
-            job_timeout=settings.KOYRA_DEPLOY_TIMEOUT + 120, result_ttl=3600, failure_ttl=86400,
+            jobs.run_deploy,
+            deploy_id,
+            job_id=f"deploy-{deploy_id}",
+            job_timeout=settings.KOYRA_DEPLOY_TIMEOUT + 120,
+            result_ttl=3600,
+            failure_ttl=86400,
         )
     except RedisError as exc:
         Deploy.objects.filter(pk=deploy_id).update(enqueued=None)
@@ -88,8 +93,9 @@ def deploy_sweep(*, job_exists=None) -> dict[str, int]:
     """
     failed = 0
     for d in Deploy.objects.filter(status__in=Deploy.ACTIVE):
-        if d.mark_failed("interrupted: the worker stopped while this deploy was running; "
-                         "deploy again"):
+        if d.mark_failed(
+            "interrupted: the worker stopped while this deploy was running; deploy again"
+        ):
             live.status_changed(d)
             failed += 1
     enqueued = 0
@@ -189,8 +195,13 @@ class _Pipeline:
             self._rollout(image, spec)
         except DeployStopped as exc:
             self._give_up(str(exc), cancelled=self._stop_reason == "cancelled by a user")
-        except (DeployFailed, manifest_mod.ManifestError, git.GitError, engine.EngineError,
-                crypto.VaultError) as exc:
+        except (
+            DeployFailed,
+            manifest_mod.ManifestError,
+            git.GitError,
+            engine.EngineError,
+            crypto.VaultError,
+        ) as exc:
             if self._stop_reason:
                 self._give_up(self._stop_reason, cancelled=self._stop_reason.startswith("cancel"))
             else:
@@ -240,9 +251,13 @@ class _Pipeline:
         if args:
             self.log(f"build args: {', '.join(sorted(args))}")
         engine.build(
-            context=str(context), dockerfile=str(dockerfile.relative_to(context)), tag=ref,
-            buildargs=args, labels={"koyra.app": app.name, "koyra.commit": d.commit},
-            on_line=self.log, should_stop=self.should_stop,
+            context=str(context),
+            dockerfile=str(dockerfile.relative_to(context)),
+            tag=ref,
+            buildargs=args,
+            labels={"koyra.app": app.name, "koyra.commit": d.commit},
+            on_line=self.log,
+            should_stop=self.should_stop,
         )
         d.finish_stage("build")
 
@@ -276,19 +291,24 @@ class _Pipeline:
 
     def _release(self, image: Image, steps: list[str], spec: dict, secret_env: dict) -> None:
         self.stage("release", Deploy.RELEASING)
-        script = "set -e\n" + "\n".join(
-            f"echo {shlex.quote('$ ' + s)}\n{s}" for s in steps
-        )
+        script = "set -e\n" + "\n".join(f"echo {shlex.quote('$ ' + s)}\n{s}" for s in steps)
         code = engine.run_oneoff(
-            image=image.pinned, script=script, env={**spec["env"], **secret_env},
+            image=image.pinned,
+            script=script,
+            env={**spec["env"], **secret_env},
             network=settings.KOYRA_NETWORK,
-            labels={"koyra.app": self.app.name, "koyra.deploy": str(self.deploy.pk),
-                    "koyra.role": "release"},
-            on_line=self.log, should_stop=self.should_stop,
+            labels={
+                "koyra.app": self.app.name,
+                "koyra.deploy": str(self.deploy.pk),
+                "koyra.role": "release",
+            },
+            on_line=self.log,
+            should_stop=self.should_stop,
         )
         if code != 0:
-            raise DeployFailed(f"release step failed with exit code {code}; the service was "
-                               "not changed")
+            raise DeployFailed(
+                f"release step failed with exit code {code}; the service was not changed"
+            )
         self.deploy.finish_stage("release")
 
     # -- reuse path: redeploy/rollback, same image --
@@ -309,10 +329,18 @@ class _Pipeline:
         entrypoint, cmd = engine.image_command(image.ref)
         domains = list(dict.fromkeys([*self.app.domains, *m.domains]))
         return {
-            "image": image.pinned, "entrypoint": entrypoint, "cmd": cmd, "env": m.env,
-            "secrets": m.secrets, "predeploy": m.predeploy, "port": m.port,
-            "replicas": m.replicas, "healthcheck": m.healthcheck, "domains": domains,
-            "memory": m.memory, "nano_cpus": m.nano_cpus,
+            "image": image.pinned,
+            "entrypoint": entrypoint,
+            "cmd": cmd,
+            "env": m.env,
+            "secrets": m.secrets,
+            "predeploy": m.predeploy,
+            "port": m.port,
+            "replicas": m.replicas,
+            "healthcheck": m.healthcheck,
+            "domains": domains,
+            "memory": m.memory,
+            "nano_cpus": m.nano_cpus,
         }
 
     def _rollout(self, image: Image, spec: dict) -> None:
@@ -326,8 +354,12 @@ class _Pipeline:
         self.log(f"updating service {svc.name} to {image.pinned}")
         engine.service_apply(svc, force=True)
         result = engine.service_wait(
-            svc.name, marker_label="koyra.deploy", marker=str(d.pk), replicas=spec["replicas"],
-            timeout=settings.KOYRA_ROLLOUT_TIMEOUT, should_stop=self.should_stop,
+            svc.name,
+            marker_label="koyra.deploy",
+            marker=str(d.pk),
+            replicas=spec["replicas"],
+            timeout=settings.KOYRA_ROLLOUT_TIMEOUT,
+            should_stop=self.should_stop,
             on_line=self.log,
         )
         if not result.ok:
@@ -356,8 +388,12 @@ class _Pipeline:
         if attrs.get("UpdateStatus", {}).get("State") != "rollback_completed":
             # Swarm did not roll back by itself (timeout): put the live spec back.
             engine.service_apply(
-                service_spec(app=self.app, deploy=previous, spec=previous.spec,
-                             secret_refs=self._swarm_secrets(previous.spec.get("secrets", []))),
+                service_spec(
+                    app=self.app,
+                    deploy=previous,
+                    spec=previous.spec,
+                    secret_refs=self._swarm_secrets(previous.spec.get("secrets", [])),
+                ),
                 force=True,
             )
 
@@ -369,8 +405,9 @@ class _Pipeline:
 def swarm_secret(*, app: App, key: str, value: str) -> dict:
     """A versioned Swarm secret per value: a change makes a new one, never an edit. The
     version is an HMAC, so the name says nothing about the value."""
-    mac = hmac.new(settings.SECRET_KEY.encode(), f"{app.name}\0{key}\0{value}".encode(),
-                   hashlib.sha256).hexdigest()[:16]
+    mac = hmac.new(
+        settings.SECRET_KEY.encode(), f"{app.name}\0{key}\0{value}".encode(), hashlib.sha256
+    ).hexdigest()[:16]
     name = f"koyra-{app.name}-{mac}"
     sid = engine.secret_ensure(name, value, {"koyra.app": app.name, "koyra.key": key})
     return {"id": sid, "name": name, "file": f"koyra-{key}", "key": key}
@@ -380,9 +417,14 @@ def _secrets_prune(app: App) -> None:
     """Remove this app's Swarm secret versions no service task uses any more (Swarm refuses
     to remove one in use; those go on a later pass)."""
     attrs = engine.service_get(app.service_name) or {}
-    used = {s["SecretName"] for s in
-            attrs.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
-            .get("Secrets", []) or []}
+    used = {
+        s["SecretName"]
+        for s in attrs.get("Spec", {})
+        .get("TaskTemplate", {})
+        .get("ContainerSpec", {})
+        .get("Secrets", [])
+        or []
+    }
     for s in engine.secrets_list(f"koyra.app={app.name}"):
         if s["name"] not in used:
             engine.secret_remove(s["id"])
@@ -392,9 +434,12 @@ def _start_script(spec: dict, secret_refs: list[dict]) -> str:
     """The wrapper every task starts with: export secrets from Swarm's tmpfs files, run the
     predeploy steps, then the image's own ENTRYPOINT+CMD ("$@"). On TERM it keeps serving for
     a drain period first, so Traefik (which polls the Swarm) stops sending it requests."""
-    lines = ["koyra_pid=", f"koyra_term() {{ sleep {settings.KOYRA_DRAIN_SECONDS}; "
-             '[ -n "$koyra_pid" ] && kill -TERM "$koyra_pid" 2>/dev/null; }',
-             "trap koyra_term TERM INT"]
+    lines = [
+        "koyra_pid=",
+        f"koyra_term() {{ sleep {settings.KOYRA_DRAIN_SECONDS}; "
+        '[ -n "$koyra_pid" ] && kill -TERM "$koyra_pid" 2>/dev/null; }',
+        "trap koyra_term TERM INT",
+    ]
     for ref in secret_refs:
         path = shlex.quote(f"{SECRETS_DIR}/{ref['file']}")
         lines.append(f'{ref["key"]}="$(cat {path})" || exit 1; export {ref["key"]}')
@@ -405,8 +450,7 @@ def _start_script(spec: dict, secret_refs: list[dict]) -> str:
         '[ "$#" -gt 0 ] || { echo "koyra: the image has no ENTRYPOINT or CMD"; exit 1; }',
         '"$@" &',
         "koyra_pid=$!",
-        'while :; do wait "$koyra_pid"; s=$?; kill -0 "$koyra_pid" 2>/dev/null || exit "$s"; '
-        "done",
+        'while :; do wait "$koyra_pid"; s=$?; kill -0 "$koyra_pid" 2>/dev/null || exit "$s"; done',
     ]
     return "\n".join(lines)
 
@@ -420,8 +464,13 @@ def _healthcheck(spec: dict) -> dict | None:
         test = f"wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url}"
     else:
         test = hc["cmd"]
-    return {"test": ["CMD-SHELL", test], "interval": hc["interval"], "timeout": hc["timeout"],
-            "retries": hc["retries"], "start_period": hc["start_period"]}
+    return {
+        "test": ["CMD-SHELL", test],
+        "interval": hc["interval"],
+        "timeout": hc["timeout"],
+        "retries": hc["retries"],
+        "start_period": hc["start_period"],
+    }
 
 
 def traefik_labels(*, app: App, spec: dict) -> dict[str, str]:
@@ -447,8 +496,9 @@ def traefik_labels(*, app: App, spec: dict) -> dict[str, str]:
     return labels
 
 
-def service_spec(*, app: App, deploy: Deploy, spec: dict, secret_refs: list[dict]
-                 ) -> engine.ServiceSpec:
+def service_spec(
+    *, app: App, deploy: Deploy, spec: dict, secret_refs: list[dict]
+) -> engine.ServiceSpec:
     hc = _healthcheck(spec)
     monitor = 5
     if hc:
@@ -460,12 +510,22 @@ def service_spec(*, app: App, deploy: Deploy, spec: dict, secret_refs: list[dict
     return engine.ServiceSpec(
         name=app.service_name,
         image=spec["image"],
-        labels={"koyra.app": app.name, "koyra.deploy": str(deploy.pk),
-                "com.docker.stack.namespace": app.name, **traefik_labels(app=app, spec=spec)},
+        labels={
+            "koyra.app": app.name,
+            "koyra.deploy": str(deploy.pk),
+            "com.docker.stack.namespace": app.name,
+            **traefik_labels(app=app, spec=spec),
+        },
         container_labels={"koyra.app": app.name, "koyra.deploy": str(deploy.pk)},
-        command=command, args=args, env=dict(spec.get("env") or {}),
-        networks=[settings.KOYRA_NETWORK], replicas=spec["replicas"],
-        memory=spec.get("memory"), nano_cpus=spec.get("nano_cpus"), healthcheck=hc,
-        monitor=monitor, stop_grace=settings.KOYRA_DRAIN_SECONDS + 10,
+        command=command,
+        args=args,
+        env=dict(spec.get("env") or {}),
+        networks=[settings.KOYRA_NETWORK],
+        replicas=spec["replicas"],
+        memory=spec.get("memory"),
+        nano_cpus=spec.get("nano_cpus"),
+        healthcheck=hc,
+        monitor=monitor,
+        stop_grace=settings.KOYRA_DRAIN_SECONDS + 10,
         secrets=[{"id": r["id"], "name": r["name"], "file": r["file"]} for r in secret_refs],
     )

@@ -23,8 +23,11 @@ def _get_deploy_for_user(user, pk: int) -> Deploy:
 @login_required
 def deploy_detail(request, pk: int):
     deploy = _get_deploy_for_user(request.user, pk)
-    return render(request, "deployments/detail.html", {
-        "deploy": deploy, "lines": deploy.log_lines.all(), "stages": deploy.stage_seconds()})
+    return render(
+        request,
+        "deployments/detail.html",
+        {"deploy": deploy, "lines": deploy.log_lines.all(), "stages": deploy.stage_seconds()},
+    )
 
 
 def _sse(event: str, data: dict, seq: int | None = None) -> str:
@@ -63,6 +66,9 @@ def deploy_log_stream(request, pk: int):
 
 def _since(deploy_id: int, seq: int) -> tuple[list[tuple[int, str]], str]:
     status = Deploy.objects.values_list("status", flat=True).get(pk=deploy_id)
-    lines = list(LogLine.objects.filter(deploy_id=deploy_id, seq__gt=seq)
-                 .order_by("seq").values_list("seq", "text")[:500])
+    lines = list(
+        LogLine.objects.filter(deploy_id=deploy_id, seq__gt=seq)
+        .order_by("seq")
+        .values_list("seq", "text")[:500]
+    )
     return lines, status

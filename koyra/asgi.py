@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import io
 import os
 
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
+from django.core.management import call_command
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "koyra.settings")
 django_asgi_app = get_asgi_application()
+# Refuse to serve with a broken configuration (no Fernet key, no SECRET_KEY): the same
+# system checks as `manage.py check`.
+call_command("check", fail_level="ERROR", stdout=io.StringIO())
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -15,7 +21,7 @@ from deployments.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": ASGIStaticFilesHandler(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -16,8 +16,9 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--repo", required=True, help="git URL of the repository")
         parser.add_argument("--branch", default="main")
-        parser.add_argument("--trigger", default="push", choices=[c for c, _ in
-                                                                  App.TRIGGER_CHOICES])
+        parser.add_argument(
+            "--trigger", default="push", choices=[c for c, _ in App.TRIGGER_CHOICES]
+        )
         parser.add_argument("--domain", action="append", default=[], dest="domains")
         parser.add_argument("--owner", help="username of the owning user")
         parser.add_argument("--json", action="store_true")
@@ -32,15 +33,20 @@ class Command(BaseCommand):
                 raise CommandError(f"No user named {opts['owner']!r}.")
         try:
             app, secret = services.app_create(
-                name=opts["name"], repo_url=opts["repo"], branch=opts["branch"],
-                trigger=opts["trigger"], domains=opts["domains"], owner=owner,
+                name=opts["name"],
+                repo_url=opts["repo"],
+                branch=opts["branch"],
+                trigger=opts["trigger"],
+                domains=opts["domains"],
+                owner=owner,
             )
         except ValidationError as exc:
             raise CommandError(" ".join(_messages(exc))) from None
         url = services.app_webhook_url(app=app)
         if opts["json"]:
-            self.stdout.write(json.dumps({"name": app.name, "webhook_url": url,
-                                          "webhook_secret": secret}))
+            self.stdout.write(
+                json.dumps({"name": app.name, "webhook_url": url, "webhook_secret": secret})
+            )
         else:
             self.stdout.write(f"webhook_url: {url}")
             self.stdout.write(f"webhook_secret: {secret}")

@@ -6,8 +6,10 @@ from deployments import engine, local_images
 
 
 class Command(BaseCommand):
-    help = ("Build the registry, Traefik and busybox images from packages on this machine, "
-            "for hosts that cannot pull from Docker Hub. Prints KEY=image lines.")
+    help = (
+        "Build the registry, Traefik and busybox images from packages on this machine, "
+        "for hosts that cannot pull from Docker Hub. Prints KEY=image lines."
+    )
 
     def handle(self, *args, **opts):
         try:

@@ -18,8 +18,11 @@ class Command(BaseCommand):
         app = get_app(opts["name"])
         rows = [
             {
-                "id": d.pk, "status": d.status, "commit": d.commit,
-                "image": d.image.pinned if d.image else "", "trigger": d.trigger,
+                "id": d.pk,
+                "status": d.status,
+                "commit": d.commit,
+                "image": d.image.pinned if d.image else "",
+                "trigger": d.trigger,
                 "created": d.created.isoformat(),
                 "finished": d.finished.isoformat() if d.finished else None,
                 "error": d.error,

@@ -1,0 +1,41 @@
+# Koyra: `make run` starts the control plane, `make test` runs every test.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run test unit e2e lint format images clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements/base.txt requirements/dev.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $(STAMP)
+
+run: venv
+	bash scripts/run.sh
+
+test: venv
+	bash scripts/test.sh
+
+unit: venv
+	$(BIN)/pytest tests --ignore=tests/e2e
+
+e2e: venv
+	bash scripts/test.sh tests/e2e
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+images: venv
+	$(BIN)/python manage.py build_local_images
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

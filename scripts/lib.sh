@@ -1,0 +1,47 @@
+# Shared by run.sh and test.sh: make sure Redis and a swarm-mode Docker engine are up.
+# Starts local ones where they are installed; otherwise says what to install.
+
+say() { printf 'koyra: %s\n' "$*" >&2; }
+
+ensure_redis() {
+  local url="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+  if command -v redis-cli >/dev/null && redis-cli -u "$url" ping >/dev/null 2>&1; then return 0; fi
+  case "$url" in
+    redis://127.0.0.1:*|redis://localhost:*) ;;
+    *) say "Redis at $url does not answer; start it or fix REDIS_URL"; return 1 ;;
+  esac
+  if ! command -v redis-server >/dev/null; then
+    say "Redis is not running and not installed: apt-get install redis-server (or set REDIS_URL)"
+    return 1
+  fi
+  local port; port=$(printf '%s' "$url" | sed -E 's#redis://[^:]+:([0-9]+).*#\1#')
+  say "starting redis-server on 127.0.0.1:$port"
+  redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no >/dev/null
+  for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  say "redis-server did not start"; return 1
+}
+
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  if [ -n "${DOCKER_HOST:-}" ]; then say "Docker at DOCKER_HOST=$DOCKER_HOST does not answer"; return 1; fi
+  if ! command -v dockerd >/dev/null; then
+    say "No Docker engine is running and dockerd is not installed: apt-get install docker.io"
+    return 1
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    say "The Docker engine is not running: start it (sudo systemctl start docker), or run as root"
+    return 1
+  fi
+  say "starting dockerd (log: ${KOYRA_DATA_DIR:-data}/dockerd.log)"
+  mkdir -p "${KOYRA_DATA_DIR:-data}"
+  (setsid dockerd >"${KOYRA_DATA_DIR:-data}/dockerd.log" 2>&1 &)
+  for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && return 0; sleep 0.5; done
+  say "dockerd did not start; see ${KOYRA_DATA_DIR:-data}/dockerd.log"; return 1
+}
+
+ensure_swarm() {
+  local state; state=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)
+  [ "$state" = active ] && return 0
+  say "initialising a single-node swarm"
+  docker swarm init --advertise-addr "${KOYRA_SWARM_ADVERTISE_ADDR:-127.0.0.1}" >/dev/null
+}

@@ -1,0 +1,59 @@
+"""The harness itself, end to end: bootstrap_cluster, then a hand-made service with Koyra's
+labels is reachable through koyra-traefik for its Host and nowhere else."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from deployments import cluster, engine
+from tests.e2e.conftest import via_traefik, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bootstrap_is_idempotent(cluster_ready, capsys):
+    call_command("bootstrap_cluster")
+    out = capsys.readouterr().out
+    assert "network koyra-public: exists" in out
+    assert "koyra-registry" in out and "unchanged" in out
+    assert "koyra-traefik" in out
+    assert "created" not in out and "updated" not in out
+    registry = engine.service_get(cluster.REGISTRY_SERVICE)
+    assert registry["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].startswith(
+        settings.KOYRA_REGISTRY_IMAGE
+    )
+
+
+def test_a_labelled_service_answers_through_traefik_for_its_host_only(
+    cluster_ready, unique_name, probe
+):
+    name = unique_name("harness")
+    host = f"{name}.koyra.test"
+    spec = engine.ServiceSpec(
+        name=f"{name}_web",
+        image=cluster_ready["base"],
+        command=[
+            "sh",
+            "-c",
+            f"mkdir -p /www && echo hello-{name} > /www/index.html && "
+            "exec httpd -f -p 8000 -h /www",
+        ],
+        labels={
+            "koyra.app": name,
+            "traefik.enable": "true",
+            f"traefik.http.routers.{name}.rule": f"Host(`{host}`)",
+            f"traefik.http.routers.{name}.entrypoints": "web",
+            f"traefik.http.services.{name}.loadbalancer.server.port": "8000",
+            "traefik.swarm.network": settings.KOYRA_NETWORK,
+        },
+        networks=[settings.KOYRA_NETWORK],
+    )
+    assert engine.service_apply(spec) == "created"
+    _, body = wait_for(
+        lambda: (r := via_traefik(host))[0] == 200 and r, 60, "Traefik to route the host"
+    )
+    assert body.strip() == f"hello-{name}"
+    assert via_traefik(f"other-{name}.koyra.test")[0] == 404
+    assert f"hello-{name}" in probe.get(f"tasks.{name}_web", 8000)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+
+from apps.models import App
+from deployments.models import Deploy, Image
+from secrets_vault import crypto
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-123")
+
+
+class AppFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = App
+
+    name = factory.Sequence(lambda n: f"app{n}")
+    repo_url = "https://github.com/acme/shop.git"
+    branch = "main"
+    webhook_secret_token = factory.LazyFunction(lambda: crypto.encrypt("webhook-secret"))
+
+
+class ImageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Image
+
+    app = factory.SubFactory(AppFactory)
+    commit = "a" * 40
+    ref = factory.LazyAttribute(lambda o: f"127.0.0.1:5000/{o.app.name}:{o.commit}")
+    digest = "sha256:" + "b" * 64
+
+
+class DeployFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Deploy
+
+    app = factory.SubFactory(AppFactory)
+    commit = "a" * 40
+    trigger = "manual"
