@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 from docker.types import (
     EndpointSpec,
     Healthcheck,
@@ -458,7 +459,13 @@ def build(
                 image_id = aux["ID"]
     except (docker.errors.APIError, docker.errors.BuildError) as exc:
         raise _api_error("docker build failed", exc) from exc
-    except (requests.exceptions.RequestException, OSError, AttributeError, ValueError) as exc:
+    except (
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+        OSError,
+        AttributeError,
+        ValueError,
+    ) as exc:
         if handle.aborted:
             raise Aborted("build stopped") from exc
         raise EngineError(

@@ -144,7 +144,8 @@ class Deploy(models.Model):
         return self._move(self.CANCELLED, allowed=self.PENDING, error="cancelled by a user")
 
     def mark_retired(self) -> bool:
-        return self._move(self.RETIRED, allowed=(self.LIVE,))
+        # `finished` keeps the moment it went live: rollback history is ordered by it.
+        return self._move(self.RETIRED, allowed=(self.LIVE,), finished=models.F("finished"))
 
     @property
     def log_text(self) -> str:

@@ -132,6 +132,58 @@ def redeploy_create(*, app: App) -> Deploy:
     return deploy_create(app=app, commit=current.commit, trigger="redeploy", source=current)
 
 
+def release_root(deploy: Deploy) -> Deploy:
+    """The build deploy whose image and spec a redeploy or rollback re-applies."""
+    seen = set()
+    while deploy.trigger not in BUILD_TRIGGERS and deploy.source_id and deploy.pk not in seen:
+        seen.add(deploy.pk)
+        deploy = deploy.source
+    return deploy
+
+
+def release_stack(app: App) -> list[Deploy]:
+    """The releases a rollback can walk back through, oldest first, current last. A build
+    pushes its release; a rollback to X pops back to X (so the release rolled away from is
+    never a target again); a redeploy changes nothing."""
+    stack: list[Deploy] = []
+    went_live = (
+        app.deploys.filter(status__in=(Deploy.LIVE, Deploy.RETIRED))
+        .select_related("source", "image")
+        .order_by("finished", "id")
+    )
+    for d in went_live:
+        root = release_root(d)
+        if d.trigger == "rollback" and any(r.pk == root.pk for r in stack):
+            while stack[-1].pk != root.pk:
+                stack.pop()
+        elif not stack or stack[-1].pk != root.pk:
+            stack.append(root)
+    return stack
+
+
+def rollback_create(*, app: App, to: Deploy | None = None) -> Deploy:
+    """A new deploy that re-applies an earlier release's recorded spec (with the current
+    secret values): no clone, no build."""
+    stack = release_stack(app)
+    if to is not None:
+        if to.app_id != app.pk:
+            raise ValidationError(f"Deploy #{to.pk} is not a deploy of {app.name}.")
+        target = release_root(to)
+        if (
+            not target.spec
+            or target.image is None
+            or target.status not in (Deploy.LIVE, Deploy.RETIRED)
+        ):
+            raise ValidationError(
+                f"Deploy #{to.pk} never went live, so there is nothing to roll back to."
+            )
+    else:
+        if len(stack) < 2:
+            raise ValidationError(f"{app.name} has no earlier live release to roll back to.")
+        target = stack[-2]
+    return deploy_create(app=app, commit=target.commit, trigger="rollback", source=target)
+
+
 # --- Running --------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ ensure_redis() {
   fi
   local port; port=$(printf '%s' "$url" | sed -E 's#redis://[^:]+:([0-9]+).*#\1#')
   say "starting redis-server on 127.0.0.1:$port"
-  redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no >/dev/null
+  redis-server --port "$port" --bind 127.0.0.1 --dir /tmp --daemonize yes --save '' --appendonly no >/dev/null
   for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   say "redis-server did not start"; return 1
 }
