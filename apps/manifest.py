@@ -80,7 +80,7 @@ class _Checker:
         if line:
             where += f", line {line}"
         name = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path)
-        name = name.replace(".[", "[")
+        name = name.replace(".[", "[") or "(top level)"
         return ManifestError(f"{where}: {name}: {message}")
 
     def mapping(self, value, path: tuple, allowed: set[str] | None = None) -> dict:
@@ -152,7 +152,7 @@ def parse(text: str | None) -> Manifest:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ManifestError(f"{MANIFEST_PATH}{where}: not valid YAML: {problem}") from None
     c = _Checker(root)
-    data = c.mapping(data, ("(top level)",), _TOP)
+    data = c.mapping(data, (), _TOP)
     m = Manifest(present=True)
     if "version" in data and data["version"] != 1:
         raise c.fail(("version",), "must be 1")
