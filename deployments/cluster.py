@@ -11,6 +11,7 @@ from deployments import engine
 REGISTRY_SERVICE = "koyra-registry"
 TRAEFIK_SERVICE = "koyra-traefik"
 REGISTRY_DATA = "/var/lib/registry"
+REGISTRY_VOLUME = "koyra-registry-data"
 
 
 def registry_port() -> int:
@@ -32,7 +33,7 @@ def registry_spec() -> engine.ServiceSpec:
             "REGISTRY_HTTP_ADDR": "0.0.0.0:5000",
         },
         networks=[settings.KOYRA_NETWORK],
-        mounts=[f"koyra-registry-data:{REGISTRY_DATA}"],
+        mounts=[f"{REGISTRY_VOLUME}:{REGISTRY_DATA}"],
         ports={registry_port(): 5000},
         constraints=["node.role==manager"],
     )

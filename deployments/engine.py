@@ -631,3 +631,58 @@ def secret_remove(secret_id: str) -> bool:
         return False
     except docker.errors.APIError:
         return False  # still used by a task: removed on a later pass
+
+
+# --- Disk -----------------------------------------------------------------------------------
+
+
+def disk_usage(volume: str) -> dict[str, int]:
+    """Bytes used by images, by `volume` (the registry's blobs) and by the build cache."""
+    try:
+        df = client().df()
+    except docker.errors.APIError as exc:
+        raise _api_error("Cannot read disk usage", exc) from exc
+    vol = next((v for v in df.get("Volumes") or [] if v["Name"] == volume), {})
+    cache = sum(b.get("Size", 0) for b in df.get("BuildCache") or [])
+    return {
+        "images": int(df.get("LayersSize") or 0),
+        "registry": int((vol.get("UsageData") or {}).get("Size") or 0),
+        "build_cache": int(cache),
+    }
+
+
+def images_prune_dangling() -> int:
+    """Remove dangling images; returns the bytes freed."""
+    try:
+        return int(client().images.prune(filters={"dangling": True}).get("SpaceReclaimed") or 0)
+    except docker.errors.APIError as exc:
+        raise _api_error("Cannot prune dangling images", exc) from exc
+
+
+def build_cache_prune(keep_bytes: int) -> int:
+    """Trim BuildKit's cache to keep_bytes, least recently used first. (The classic builder's
+    cache is the parent layers of tagged images, which retention keeps for the latest
+    releases.) Returns the bytes freed."""
+    try:
+        res = client().api.prune_builds(keep_storage=keep_bytes)
+    except docker.errors.APIError as exc:
+        raise _api_error("Cannot prune the build cache", exc) from exc
+    return int((res or {}).get("SpaceReclaimed") or 0)
+
+
+def registry_gc(service: str, config: str) -> str:
+    """Run the registry's garbage collector in its container, so deleted manifests' blobs are
+    really freed. Returns its output's last line."""
+    try:
+        containers = client().containers.list(
+            filters={"label": f"com.docker.swarm.service.name={service}", "status": "running"}
+        )
+    except docker.errors.APIError as exc:
+        raise _api_error("Cannot find the registry container", exc) from exc
+    if not containers:
+        raise EngineError(f"no running container of {service} on this node to collect garbage")
+    res = containers[0].exec_run(["/bin/registry", "garbage-collect", "--delete-untagged", config])
+    out = res.output.decode(errors="replace").strip().splitlines()
+    if res.exit_code != 0:
+        raise EngineError(f"registry garbage-collect failed: {' '.join(out[-3:])}")
+    return out[-1] if out else ""

@@ -35,7 +35,13 @@ class Redactor:
     (lines are only ever redacted whole, and a partial line is held until its end)."""
 
     def __init__(self, values: list[str] | None = None) -> None:
-        self.values = sorted({v for v in (values or []) if v}, key=len, reverse=True)
+        # Log lines are stored one by one and right-stripped, so a multi-line value (a PEM
+        # key) never appears whole in one, nor a value with trailing blanks at a line's end:
+        # each of its lines, stripped, is redacted too.
+        variants = set()
+        for v in values or []:
+            variants.update([v, *(part.strip() for part in [v, *v.splitlines()])])
+        self.values = sorted({v for v in variants if v}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for v in self.values:

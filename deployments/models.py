@@ -191,3 +191,19 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.outcome} ({self.delivery_id or 'no id'})"
+
+
+class PruneRun(models.Model):
+    """One run of `prune` (by hand or the daily one): what it removed and what it freed."""
+
+    started = models.DateTimeField(default=timezone.now)
+    dry_run = models.BooleanField(default=False)
+    images_deleted = models.PositiveIntegerField(default=0)
+    freed_bytes = models.BigIntegerField(default=0)
+    summary = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started"]
+
+    def __str__(self) -> str:
+        return f"prune {self.started:%Y-%m-%d %H:%M} ({self.images_deleted} images)"

@@ -181,6 +181,11 @@ def rollback_create(*, app: App, to: Deploy | None = None) -> Deploy:
         if len(stack) < 2:
             raise ValidationError(f"{app.name} has no earlier live release to roll back to.")
         target = stack[-2]
+    if target.image is not None and target.image.deleted is not None:
+        raise ValidationError(
+            f"The image of deploy #{target.pk} was pruned (KOYRA_KEEP_RELEASES); deploy "
+            f"commit {target.commit[:12]} again instead."
+        )
     return deploy_create(app=app, commit=target.commit, trigger="rollback", source=target)
 
 
@@ -429,6 +434,18 @@ class _Pipeline:
         self.log(f"live: every task runs {image.digest[:19]}")
         live.status_changed(d)
         _secrets_prune(app)
+        self._retention()
+
+    def _retention(self) -> None:
+        """Old images leave the registry once a newer release is live; a failure here is
+        logged, never turns a live deploy into a failed one."""
+        from deployments import registry, retention
+
+        try:
+            for image in retention.retention_apply(app=self.app, say=lambda s: None):
+                self.log(f"retention: removed {image.ref}")
+        except (registry.RegistryError, engine.EngineError) as exc:
+            self.log(f"retention skipped: {exc}")
 
     def _undo(self, previous: Deploy | None) -> None:
         """After a failed rollout, make sure nothing of this deploy is left running."""

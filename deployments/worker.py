@@ -32,15 +32,28 @@ class KoyraWorker(Worker):
                     return None
 
     def _sweep(self) -> None:
-        from deployments import services
+        from deployments import retention, services
 
         try:
             close_old_connections()
             done = services.deploy_sweep(job_exists=self._job_exists)
             if any(done.values()):
                 log.info("sweep: %s", done)
+            if retention.prune_due():
+                self._prune()
         except Exception:
             log.exception("sweep failed; trying again in %ss", SWEEP_EVERY)
+
+    def _prune(self) -> None:
+        from deployments import retention
+        from deployments.models import PruneRun
+
+        try:
+            retention.prune_all(say=log.info)
+        except Exception as exc:
+            # Recorded, so the next try is a period later rather than at every sweep.
+            PruneRun.objects.create(summary=f"prune failed: {exc}")
+            log.exception("scheduled prune failed")
 
     def _job_exists(self, deploy_id: int) -> bool:
         """Whether Redis still holds a runnable job for the deploy."""

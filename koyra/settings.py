@@ -158,6 +158,13 @@ KOYRA_TRAEFIK_REFRESH_SECONDS = _int("KOYRA_TRAEFIK_REFRESH_SECONDS", 2)
 # A stopping task keeps serving this long after SIGTERM, so Traefik stops routing to it first.
 KOYRA_DRAIN_SECONDS = _int("KOYRA_DRAIN_SECONDS", 2 * KOYRA_TRAEFIK_REFRESH_SECONDS + 1)
 
+# Retention: per app, the images of the last N releases that went live are kept (plus the
+# live one and the next rollback target); the rest leave the registry and this engine.
+KOYRA_KEEP_RELEASES = _int("KOYRA_KEEP_RELEASES", 10)
+KOYRA_BUILD_CACHE_MAX_BYTES = _int("KOYRA_BUILD_CACHE_MAX_BYTES", 5 * 1024**3)
+# Hours between automatic prune runs (0: never; `manage.py prune` still works).
+KOYRA_PRUNE_EVERY_HOURS = _int("KOYRA_PRUNE_EVERY_HOURS", 24)
+
 RQ = {"WORKER_CLASS": "deployments.worker.KoyraWorker"}
 
 LOGGING = {

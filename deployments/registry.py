@@ -1,0 +1,59 @@
+"""The registry boundary: Docker Registry HTTP API v2 (tags, manifests) over plain HTTP to
+KOYRA_REGISTRY. Garbage collection runs inside the registry's container (engine.registry_gc)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from django.conf import settings
+
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
+
+
+class RegistryError(Exception):
+    """The registry refused or could not be reached; the message says which and why."""
+
+
+def _call(method: str, path: str, timeout: float = 30) -> tuple[int, bytes]:
+    url = f"http://{settings.KOYRA_REGISTRY}{path}"
+    req = urllib.request.Request(url, method=method, headers={"Accept": MANIFEST_TYPES})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (fixed scheme)
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise RegistryError(f"registry {settings.KOYRA_REGISTRY} unreachable: {exc}") from exc
+
+
+def tags(repo: str) -> list[str]:
+    status, body = _call("GET", f"/v2/{repo}/tags/list")
+    if status == 404:
+        return []
+    if status != 200:
+        raise RegistryError(f"listing tags of {repo}: HTTP {status}")
+    return sorted(json.loads(body).get("tags") or [])
+
+
+def delete_manifest(repo: str, digest: str) -> bool:
+    """Delete a manifest (and so every tag on it). False when it was already gone."""
+    status, body = _call("DELETE", f"/v2/{repo}/manifests/{digest}")
+    if status in (200, 202):
+        return True
+    if status == 404:
+        return False
+    if status == 405:
+        raise RegistryError(
+            "the registry refuses deletes: set REGISTRY_STORAGE_DELETE_ENABLED=true "
+            "(bootstrap_cluster does)"
+        )
+    raise RegistryError(f"deleting {repo}@{digest}: HTTP {status} {body[:200]!r}")

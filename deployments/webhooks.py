@@ -1,0 +1,79 @@
+"""POST /webhooks/github/<app>/: GitHub's push and workflow_run deliveries."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from apps.models import App
+from deployments import webhook_services
+from deployments.models import WebhookDelivery
+
+log = logging.getLogger(__name__)
+
+
+# No CSRF token: GitHub has no session here. Every request is authenticated by the HMAC
+# signature of its body instead, checked before anything is recorded or queued.
+@csrf_exempt
+@require_POST
+def github_webhook(request: HttpRequest, name: str) -> JsonResponse:
+    app = App.objects.filter(name=name).first()
+    if app is None:
+        return _refuse(404, f"no app named {name!r}")
+    body = _read_body(request)
+    if body is None:
+        return _refuse(413, f"the body is over {webhook_services.MAX_BODY_BYTES} bytes")
+    signature = request.headers.get("X-Hub-Signature-256")
+    if not webhook_services.webhook_verify(app=app, body=body, signature=signature):
+        # Nothing is recorded for an unauthenticated request: anyone can send one.
+        log.warning(
+            "webhook for %s refused: missing or wrong X-Hub-Signature-256 (delivery %r from %s)",
+            app.name,
+            request.headers.get("X-GitHub-Delivery", "")[:100],
+            request.META.get("REMOTE_ADDR"),
+        )
+        return _refuse(403, "missing or wrong X-Hub-Signature-256 signature")
+    delivery = webhook_services.webhook_receive(
+        app=app,
+        event=request.headers.get("X-GitHub-Event", ""),
+        delivery_id=request.headers.get("X-GitHub-Delivery", ""),
+        payload=body,
+    )
+    return _answer(delivery)
+
+
+def _read_body(request: HttpRequest) -> bytes | None:
+    """The raw body, or None when it is over the limit.
+
+    Read from the stream rather than `request.body`, which applies the site-wide
+    DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) and would answer 400 to a large but legitimate
+    push. The declared length is checked first so an oversized body is never read; the
+    read itself stops one byte past the limit in case the declared length was wrong.
+    """
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > webhook_services.MAX_BODY_BYTES:
+        return None
+    body = request.read(webhook_services.MAX_BODY_BYTES + 1)
+    return None if len(body) > webhook_services.MAX_BODY_BYTES else body
+
+
+def _answer(delivery: WebhookDelivery) -> JsonResponse:
+    if delivery.outcome == WebhookDelivery.ACCEPTED:
+        return JsonResponse({"status": "queued", "deploy": delivery.deploy_id}, status=202)
+    if delivery.outcome == WebhookDelivery.DUPLICATE:
+        return JsonResponse({"status": "duplicate"})
+    if delivery.outcome == WebhookDelivery.REFUSED:
+        return _refuse(400, delivery.reason)
+    if delivery.event == "ping":
+        return JsonResponse({"status": "pong"})
+    return JsonResponse({"status": "ignored", "reason": delivery.reason})
+
+
+def _refuse(status: int, reason: str) -> JsonResponse:
+    return JsonResponse({"status": "refused", "reason": reason}, status=status)
