@@ -495,6 +495,30 @@ def image_command(ref: str) -> tuple[list[str], list[str]]:
     return list(cfg.get("Entrypoint") or []), list(cfg.get("Cmd") or [])
 
 
+def image_has(ref: str, path: str) -> bool:
+    """Whether `path` exists in the image's filesystem (checked in a created, never started
+    container)."""
+    api = client().api
+    try:
+        c = api.create_container(
+            ref, entrypoint=["/koyra-never-run"], command=[], network_disabled=True
+        )
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot inspect the filesystem of {ref}", exc) from exc
+    try:
+        stream, _ = api.get_archive(c["Id"], path)
+        if hasattr(stream, "close"):
+            stream.close()
+        return True
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot inspect the filesystem of {ref}", exc) from exc
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_container(c["Id"], force=True)
+
+
 def push(*, ref: str, on_line: LineCallback) -> str:
     """Push to the registry, reading every chunk: an error inside a 200 stream is a failure.
     Returns the registry's digest of the manifest."""

@@ -330,6 +330,7 @@ class _Pipeline:
         d.finish_stage("push")
 
         spec = self._spec(m, image)
+        _check_shell(spec, release=bool(m.release))
         if m.release:
             self._release(image, m.release, spec, secret_env)
         return image, spec
@@ -398,6 +399,8 @@ class _Pipeline:
             "domains": domains,
             "memory": m.memory,
             "nano_cpus": m.nano_cpus,
+            # Koyra's start wrapper (secrets, predeploy, drain) needs a shell in the image.
+            "shell": engine.image_has(image.ref, "/bin/sh"),
         }
 
     def _rollout(self, image: Image, spec: dict) -> None:
@@ -499,6 +502,26 @@ def _secrets_prune(app: App) -> None:
             engine.secret_remove(s["id"])
 
 
+def _check_shell(spec: dict, *, release: bool) -> None:
+    if spec.get("shell", True):
+        return
+    needs = [
+        what
+        for what, used in (
+            ("secrets", spec.get("secrets")),
+            ("predeploy steps", spec.get("predeploy")),
+            ("release steps", release),
+        )
+        if used
+    ]
+    if needs:
+        raise DeployFailed(
+            f"The image has no /bin/sh, which Koyra needs to run {' and '.join(needs)}: add "
+            "a shell to the image (e.g. a busybox or distro base), or remove them from "
+            ".paas/app.yaml"
+        )
+
+
 def _start_script(spec: dict, secret_refs: list[dict]) -> str:
     """The wrapper every task starts with: export secrets from Swarm's tmpfs files, run the
     predeploy steps, then the image's own ENTRYPOINT+CMD ("$@"). On TERM it keeps serving for
@@ -573,7 +596,9 @@ def service_spec(
     if hc:
         monitor = hc["start_period"] + (hc["interval"] + hc["timeout"]) * (hc["retries"] + 1)
     command = args = None
-    if spec.get("predeploy") or secret_refs or settings.KOYRA_DRAIN_SECONDS:
+    if spec.get("shell", True) and (
+        spec.get("predeploy") or secret_refs or settings.KOYRA_DRAIN_SECONDS
+    ):
         command = ["/bin/sh", "-c", _start_script(spec, secret_refs)]
         args = ["koyra-start", *spec["entrypoint"], *spec["cmd"]]
     return engine.ServiceSpec(

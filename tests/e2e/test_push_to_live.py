@@ -156,3 +156,30 @@ def test_three_deploys_back_to_back_supersede_the_middle_one(
     assert newest.status == Deploy.LIVE, newest.log_text
     assert first.status == Deploy.RETIRED
     assert not middle.log_lines.exists()  # never built
+
+
+def test_an_image_without_a_shell_runs_its_own_command_unwrapped(
+    worker, cluster_ready, unique_name, make_repo, probe
+):
+    name = unique_name("noshell")
+    repo = make_repo()
+    dockerfile = (
+        "FROM scratch\n"
+        "COPY --from=" + cluster_ready["base"] + " /bin/busybox /busybox\n"
+        "COPY index.html /www/index.html\n"
+        'ENTRYPOINT ["/busybox", "httpd", "-f", "-p", "8000"]\n'
+        'CMD ["-h", "/www"]\n'
+    )
+    repo.commit({"Dockerfile": dockerfile, "index.html": "distroless\n"})
+    app = _app(name, repo)
+    d = wait_deploy(services.deploy_create(app=app, trigger="manual"))
+    assert d.status == Deploy.LIVE, d.log_text
+    assert "distroless" in probe.get(f"tasks.{name}_web", 8000)
+    spec = engine.service_get(f"{name}_web")["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert "Command" not in spec  # the image's ENTRYPOINT and CMD, exactly
+
+    repo.commit({".paas/app.yaml": "predeploy: [echo hi]\n"})
+    d2 = wait_deploy(services.deploy_create(app=app, trigger="manual"))
+    assert d2.status == Deploy.FAILED
+    assert "no /bin/sh" in d2.error and "predeploy steps" in d2.error
+    assert "rollout" not in d2.stages
