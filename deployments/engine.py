@@ -269,6 +269,25 @@ def services_list(label: str) -> list[str]:
     return [s.name for s in client().services.list(filters={"label": label})]
 
 
+def task_logs(name: str, *, marker_label: str, marker: str, tail: int = 40) -> list[str]:
+    """The last lines of each container of the service's tasks that carry `marker` (predeploy
+    output, the app's start-up, why it died). Containers on other nodes are skipped."""
+    lines: list[str] = []
+    for t in service_tasks(name):
+        if t["Spec"]["ContainerSpec"].get("Labels", {}).get(marker_label) != marker:
+            continue
+        cid = t.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
+        if not cid:
+            continue
+        try:
+            raw = client().api.logs(cid, stdout=True, stderr=True, tail=tail)
+        except docker.errors.APIError:
+            continue  # on another node, or already removed
+        for line in raw.decode(errors="replace").splitlines():
+            lines.append(f"[task {t['ID'][:8]}] {line.rstrip()}")
+    return lines
+
+
 @dataclass
 class Rollout:
     ok: bool

@@ -422,11 +422,14 @@ class _Pipeline:
             should_stop=self.should_stop,
             on_line=self.log,
         )
+        for line in engine.task_logs(svc.name, marker_label="koyra.deploy", marker=str(d.pk)):
+            self.log(line)
         if not result.ok:
             self._undo(previous)
             detail = f" ({'; '.join(result.task_errors[-3:])})" if result.task_errors else ""
             keep = "the previous version keeps serving" if previous else "no version was live"
             raise DeployFailed(f"rollout failed: {result.message}{detail}; {keep}")
+        self._wait_routed(spec)
         d.finish_stage("rollout")
         with transaction.atomic():
             for old in app.deploys.filter(status=Deploy.LIVE).exclude(pk=d.pk):
@@ -449,6 +452,21 @@ class _Pipeline:
                 self.log(f"retention: removed {image.ref}")
         except (registry.RegistryError, engine.EngineError) as exc:
             self.log(f"retention skipped: {exc}")
+
+    def _wait_routed(self, spec: dict) -> None:
+        """A first deploy is served only once Traefik's next poll of the Swarm has seen it:
+        wait for that (briefly, never failing the deploy) so `live` means reachable."""
+        from deployments import cluster, ingress
+
+        if not spec.get("domains") or engine.service_get(cluster.TRAEFIK_SERVICE) is None:
+            return
+        host = spec["domains"][0]
+        if ingress.wait_routed(host, timeout=3 * settings.KOYRA_TRAEFIK_REFRESH_SECONDS + 2):
+            self.log(f"traefik: routing {', '.join(spec['domains'])}")
+        else:
+            self.log(
+                f"traefik: {host} not confirmed on this node's port {settings.KOYRA_HTTP_PORT} yet"
+            )
 
     def _undo(self, previous: Deploy | None) -> None:
         """After a failed rollout, make sure nothing of this deploy is left running."""

@@ -78,6 +78,7 @@ def test_it_keeps_old_version_when_a_predeploy_step_fails(v1_live):
     d2 = _deploy_v2(app, repo, {".paas/app.yaml": manifest, "index.html": "v2\n"})
     assert d2.status == Deploy.FAILED, d2.log_text
     assert "rollout failed" in d2.error
+    assert "koyra predeploy failed: exit 4" in d2.log_text  # the task's own output
     assert_v1_still_serving(app, d1, host)
 
 
