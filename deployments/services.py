@@ -410,6 +410,9 @@ class _Pipeline:
         previous = live_deploy(app)
         secret_refs = self._swarm_secrets(spec["secrets"])
         svc = service_spec(app=app, deploy=d, spec=spec, secret_refs=secret_refs)
+        # The record a rollback re-applies, labels included for the audit; never values.
+        spec = {**spec, "labels": {k: v for k, v in svc.labels.items() if k != "koyra.deploy"}}
+        Deploy.objects.filter(pk=d.pk).update(spec=spec)
         self.created_service = engine.service_get(svc.name) is None
         self.log(f"updating service {svc.name} to {image.pinned}")
         engine.service_apply(svc, force=True)

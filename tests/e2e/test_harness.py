@@ -57,3 +57,17 @@ def test_a_labelled_service_answers_through_traefik_for_its_host_only(
     assert body.strip() == f"hello-{name}"
     assert via_traefik(f"other-{name}.koyra.test")[0] == 404
     assert f"hello-{name}" in probe.get(f"tasks.{name}_web", 8000)
+
+
+def test_an_image_that_cannot_be_had_is_named_and_the_rest_still_works(cluster_ready, settings):
+    settings.KOYRA_TRAEFIK_IMAGE = "koyra-missing/traefik:none"
+    said: list[str] = []
+    assert cluster.cluster_bootstrap(say=said.append) is False
+    text = "\n".join(said)
+    assert "traefik: skipped" in text and "koyra-missing/traefik:none" in text
+    assert "KOYRA_TRAEFIK_IMAGE" in text
+    assert "registry (koyra-registry" in text
+    # The running Traefik was left as it was.
+    traefik = engine.service_get(cluster.TRAEFIK_SERVICE)
+    image = traefik["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert image.startswith(cluster_ready["traefik"])
