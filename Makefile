@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test unit e2e lint format images clean
+.PHONY: venv run test unit e2e lint format images bench clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,9 @@ lint: venv
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+bench: venv
+	cd benchmarks && for b in *.py; do case $$b in _*) ;; *) ../$(BIN)/python $$b || exit 1;; esac; done
 
 images: venv
 	$(BIN)/python manage.py build_local_images
