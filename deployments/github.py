@@ -146,7 +146,11 @@ def _workflow_run_refusal(payload: dict, run: dict, branch: str, repo_full_name:
         return f"ran for a {run.get('event')} event; only runs for pushes deploy"
     # A fork's pull request can name its branch like ours: only our own repository's runs.
     head_repo = _get(run, "head_repository", dict, required=False).get("full_name")
-    if not isinstance(head_repo, str) or head_repo.lower() != repo_full_name.lower():
+    if (
+        not head_repo
+        or not isinstance(head_repo, str)
+        or head_repo.lower() != repo_full_name.lower()
+    ):
         return f"ran on {head_repo}, not on the app's repository {repo_full_name}"
     if run.get("head_branch") != branch:
         return f"ran on branch {run.get('head_branch')}, app deploys {branch}"

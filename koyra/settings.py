@@ -126,7 +126,12 @@ CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 
 REDIS_URL = _read("REDIS_URL", "redis://127.0.0.1:6379/0")
-RQ_QUEUES = {"deploys": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600}}
+# Connect timeout only: a Redis that drops packets must not hang a webhook request, while the
+# worker's blocking dequeue needs reads without a timeout.
+_sep = "&" if "?" in REDIS_URL else "?"
+RQ_QUEUES = {
+    "deploys": {"URL": f"{REDIS_URL}{_sep}socket_connect_timeout=2", "DEFAULT_TIMEOUT": 3600}
+}
 RQ_SHOW_ADMIN_LINK = True
 
 CHANNEL_LAYERS = {
@@ -165,7 +170,9 @@ KOYRA_BUILD_CACHE_MAX_BYTES = _int("KOYRA_BUILD_CACHE_MAX_BYTES", 5 * 1024**3)
 # Hours between automatic prune runs (0: never; `manage.py prune` still works).
 KOYRA_PRUNE_EVERY_HOURS = _int("KOYRA_PRUNE_EVERY_HOURS", 24)
 
-RQ = {"WORKER_CLASS": "deployments.worker.KoyraWorker"}
+# Koyra itself enqueues on commit (deploy_create's on_commit), and deploy_enqueue must see a
+# Redis error at once to leave the row for the sweep: no second deferral by django-rq.
+RQ = {"WORKER_CLASS": "deployments.worker.KoyraWorker", "COMMIT_MODE": "auto"}
 
 LOGGING = {
     "version": 1,
