@@ -492,6 +492,9 @@ class _Pipeline:
 
     def _swarm_secrets(self, keys: list[str]) -> list[dict]:
         values = vault.secret_values(app=self.app, keys=keys)
+        # A value set since _secrets() read them (set_secret during the build) reaches the
+        # tasks, whose output is copied into this log: redact it too.
+        self.log.redact = live.Redactor([*self.log.redact.values, *values.values()])
         return [swarm_secret(app=self.app, key=k, value=v) for k, v in sorted(values.items())]
 
 
@@ -507,8 +510,10 @@ def swarm_secret(*, app: App, key: str, value: str) -> dict:
 
 
 def _secrets_prune(app: App) -> None:
-    """Remove this app's Swarm secret versions no service task uses any more (Swarm refuses
-    to remove one in use; those go on a later pass)."""
+    """Remove this app's Swarm secret versions the live service spec no longer mounts. (Swarm
+    refuses only while the current spec references one; a draining task keeps its tmpfs
+    copy. Swarm's own `service rollback` would miss the old version: Koyra's rollback makes
+    the versions it needs again.)"""
     attrs = engine.service_get(app.service_name) or {}
     used = {
         s["SecretName"]

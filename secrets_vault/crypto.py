@@ -5,12 +5,18 @@ from __future__ import annotations
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+NOT_DECRYPTABLE = (
+    "does not decrypt with any key in KOYRA_FERNET_KEYS (a wrong or removed key, or a "
+    "tampered token)"
+)
+
 
 class VaultError(Exception):
     """A value could not be encrypted or decrypted; the message never contains the value."""
 
 
 def _fernet() -> MultiFernet:
+    # No fallback of any kind (not SECRET_KEY, not a default key): no key, no vault.
     keys = settings.KOYRA_FERNET_KEYS
     if not keys:
         raise VaultError(
@@ -18,11 +24,16 @@ def _fernet() -> MultiFernet:
         )
     try:
         return MultiFernet([Fernet(k.encode()) for k in keys])
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise VaultError(
             "KOYRA_FERNET_KEYS holds a key that is not a valid Fernet key "
             "(32 url-safe base64-encoded bytes)."
         ) from exc
+
+
+def ensure_keys() -> None:
+    """VaultError unless at least one key is configured and every key is valid."""
+    _fernet()
 
 
 def generate_key() -> str:
@@ -32,7 +43,7 @@ def generate_key() -> str:
 def key_is_valid(key: str) -> bool:
     try:
         Fernet(key.encode())
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):
         return False
     return True
 
@@ -43,18 +54,24 @@ def encrypt(value: str) -> str:
 
 def decrypt(token: str) -> str:
     """Plaintext of a token, or VaultError: never the ciphertext, never an empty stand-in."""
+    fernet = _fernet()
     try:
-        return _fernet().decrypt(token.encode()).decode()
-    except InvalidToken as exc:
-        raise VaultError(
-            "A stored secret does not decrypt with any configured key (wrong or removed key in "
-            "KOYRA_FERNET_KEYS, or a tampered token)."
-        ) from exc
+        return fernet.decrypt(_token_bytes(token)).decode()
+    except (InvalidToken, UnicodeDecodeError):
+        # from None: a UnicodeDecodeError carries the decrypted bytes, which must not travel.
+        raise VaultError(f"A stored secret {NOT_DECRYPTABLE}.") from None
 
 
 def rotate(token: str) -> str:
-    """The same plaintext re-encrypted under the first key."""
+    """The same plaintext re-encrypted under the first key (VaultError when no key opens it)."""
+    fernet = _fernet()
     try:
-        return _fernet().rotate(token.encode()).decode()
-    except InvalidToken as exc:
-        raise VaultError("A stored secret does not decrypt with any configured key.") from exc
+        return fernet.rotate(_token_bytes(token)).decode()
+    except InvalidToken:
+        raise VaultError(f"A stored secret {NOT_DECRYPTABLE}.") from None
+
+
+def _token_bytes(token: str) -> bytes:
+    if not isinstance(token, str) or not token:
+        raise InvalidToken
+    return token.encode()
