@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from apps.models import App
 from deployments import webhook_services
 from deployments.models import WebhookDelivery
+from secrets_vault.crypto import VaultError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,13 @@ def github_webhook(request: HttpRequest, name: str) -> JsonResponse:
     if body is None:
         return _refuse(413, f"the body is over {webhook_services.MAX_BODY_BYTES} bytes")
     signature = request.headers.get("X-Hub-Signature-256")
-    if not webhook_services.webhook_verify(app=app, body=body, signature=signature):
+    try:
+        valid = webhook_services.webhook_verify(app=app, body=body, signature=signature)
+    except VaultError:
+        # Fail closed, but say why: a key problem on this side, not a bad signature.
+        log.error("webhook for %s: its secret does not decrypt (KOYRA_FERNET_KEYS)", app.name)
+        return _refuse(500, "the app's webhook secret cannot be decrypted on this server")
+    if not valid:
         # Nothing is recorded for an unauthenticated request: anyone can send one.
         log.warning(
             "webhook for %s refused: missing or wrong X-Hub-Signature-256 (delivery %r from %s)",

@@ -597,3 +597,14 @@ def test_it_answers_202_at_once_when_redis_is_down(client, caplog):
     # Still queued and not handed over: the worker's sweep enqueues it once Redis is back.
     assert (deploy.status, deploy.enqueued) == (Deploy.QUEUED, None)
     assert f"deploy {deploy.pk} stays queued until Redis is reachable" in caplog.text
+
+
+def test_a_secret_that_no_key_decrypts_answers_500_and_records_nothing(client, app, settings):
+    from cryptography.fernet import Fernet
+
+    settings.KOYRA_FERNET_KEYS = [Fernet.generate_key().decode()]  # not the key it was made with
+    resp = post(client, "shop", push_payload())
+    assert resp.status_code == 500
+    assert "cannot be decrypted" in resp.json()["reason"]
+    assert not WebhookDelivery.objects.exists()
+    assert not Deploy.objects.exists()
