@@ -416,15 +416,19 @@ class _Pipeline:
         self.created_service = engine.service_get(svc.name) is None
         self.log(f"updating service {svc.name} to {image.pinned}")
         engine.service_apply(svc, force=True)
-        result = engine.service_wait(
-            svc.name,
-            marker_label="koyra.deploy",
-            marker=str(d.pk),
-            replicas=spec["replicas"],
-            timeout=settings.KOYRA_ROLLOUT_TIMEOUT,
-            should_stop=self.should_stop,
-            on_line=self.log,
-        )
+        try:
+            result = engine.service_wait(
+                svc.name,
+                marker_label="koyra.deploy",
+                marker=str(d.pk),
+                replicas=spec["replicas"],
+                timeout=settings.KOYRA_ROLLOUT_TIMEOUT,
+                should_stop=self.should_stop,
+                on_line=self.log,
+            )
+        except engine.Aborted:
+            self._undo(previous)  # cancelled mid-rollout: back to what was live
+            raise
         for line in engine.task_logs(svc.name, marker_label="koyra.deploy", marker=str(d.pk)):
             self.log(line)
         if not result.ok:

@@ -168,3 +168,27 @@ def test_an_interrupted_deploy_is_failed_and_a_lost_job_is_enqueued_again(v1_liv
     wait_deploy(lost, timeout=120)
     assert lost.status == Deploy.LIVE, lost.log_text
     wait_for(lambda: via_traefik(host) == (200, "v2\n"), 30, "v2 through Traefik")
+
+
+def test_cancel_during_the_rollout_puts_the_live_version_back(v1_live):
+    app, repo, d1, host = v1_live
+    manifest = (
+        "predeploy:\n  - sleep 60\nrun:\n  healthcheck: {path: /index.html, interval: 1, "
+        f"timeout: 1, retries: 2, start_period: 90}}\n  domains: [{host}]\n"
+    )
+    repo.commit({".paas/app.yaml": manifest, "index.html": "v2\n"}, "slow start")
+    d2 = services.deploy_create(app=app, trigger="manual")
+    wait_for(lambda: Deploy.objects.get(pk=d2.pk).status == Deploy.DEPLOYING, 60, "rollout")
+    time.sleep(2)
+    services.deploy_cancel(app=app)
+    wait_deploy(d2, timeout=30)
+    assert d2.status == Deploy.CANCELLED, (d2.error, d2.log_text[-500:])
+
+    def back_on_v1():
+        running = [
+            t for t in engine.service_tasks(app.service_name) if t["DesiredState"] == "running"
+        ]
+        return {t["Spec"]["ContainerSpec"]["Image"] for t in running} == {d1.image.pinned}
+
+    wait_for(back_on_v1, 60, "the service to run v1 only")
+    assert_v1_still_serving(app, d1, host)
