@@ -192,3 +192,19 @@ def test_cancel_during_the_rollout_puts_the_live_version_back(v1_live):
 
     wait_for(back_on_v1, 60, "the service to run v1 only")
     assert_v1_still_serving(app, d1, host)
+
+
+def test_a_deploy_queued_while_redis_was_down_runs_once_redis_answers(v1_live, settings):
+    app, repo, _, host = v1_live
+    repo.commit({"index.html": "v2\n"}, "v2")
+    live_url = settings.RQ_QUEUES["deploys"]["URL"]
+    settings.RQ_QUEUES = {"deploys": {"URL": "redis://127.0.0.1:1/0", "DEFAULT_TIMEOUT": 60}}
+    d2 = services.deploy_create(app=app, trigger="manual")  # Redis is down for this side
+    d2.refresh_from_db()
+    assert d2.status == Deploy.QUEUED and d2.enqueued is None
+    settings.RQ_QUEUES = {"deploys": {"URL": live_url, "DEFAULT_TIMEOUT": 60}}
+    # The worker's sweep reads the database, the queue of record, and enqueues it once.
+    wait_deploy(d2, timeout=120)
+    assert d2.status == Deploy.LIVE, d2.log_text
+    assert d2.log_text.count("==> clone") == 1
+    wait_for(lambda: via_traefik(host) == (200, "v2\n"), 30, "v2 through Traefik")
