@@ -1,34 +1,58 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404
-from django.shortcuts import render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.db.models import OuterRef, Subquery
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps import services
 from apps.forms import AppForm
 from apps.models import App
+from deployments import services as deploys
 from deployments.models import Deploy
+from deployments.templatetags import deploys as timeline
+from secrets_vault.forms import SecretForm
 
 
 def _get_app_for_user(request, name: str) -> App:
-    app = App.objects.filter(name=name).first()
-    if app is None or not app.visible_to(request.user):
-        raise Http404("No such app")
-    return app
+    """The app, if this user may see it (owner, member, staff); else 404, never 403: an
+    outsider does not learn which app names exist."""
+    return get_object_or_404(App.visible_qs(request.user), name=name)
+
+
+def _htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _render(request, template: str, context: dict, partial: str):
+    """The page, or only its `partial` for an htmx refresh of that region."""
+    resp = render(request, f"{template}#{partial}" if _htmx(request) else template, context)
+    patch_vary_headers(resp, ["HX-Request"])
+    return resp
 
 
 @require_GET
 @login_required
 def app_list(request):
-    apps = list(App.visible_qs(request.user).order_by("name"))
-    live = {d.app_id: d for d in Deploy.objects.filter(app__in=apps, status=Deploy.LIVE)}
-    last = {}
-    for d in Deploy.objects.filter(app__in=apps).order_by("app_id", "-created"):
-        last.setdefault(d.app_id, d)
-    rows = [{"app": a, "live": live.get(a.pk), "last": last.get(a.pk)} for a in apps]
-    return render(request, "apps/list.html", {"rows": rows})
+    deploys_of_app = Deploy.objects.filter(app=OuterRef("pk"))
+    last = deploys_of_app.order_by("-created", "-id")
+    live = deploys_of_app.filter(status=Deploy.LIVE)
+    apps = list(
+        App.visible_qs(request.user)
+        .annotate(
+            last_id=Subquery(last.values("pk")[:1]),
+            last_status=Subquery(last.values("status")[:1]),
+            last_created=Subquery(last.values("created")[:1]),
+            live_id=Subquery(live.values("pk")[:1]),
+            live_commit=Subquery(live.values("commit")[:1]),
+        )
+        .order_by("name")
+    )
+    pending = any(a.last_status in Deploy.PENDING for a in apps)
+    return _render(request, "apps/list.html", {"apps": apps, "pending": pending}, "rows")
 
 
 @require_http_methods(["GET", "POST"])
@@ -39,14 +63,17 @@ def app_new(request):
         try:
             app, secret = services.app_create(owner=request.user, **form.cleaned_data)
         except ValidationError as exc:
-            for field, msgs in getattr(exc, "message_dict", {"__all__": exc.messages}).items():
+            errors = getattr(exc, "message_dict", {"__all__": exc.messages})
+            for field, msgs in errors.items():
                 form.add_error(field if field in form.fields else None, msgs)
         else:
-            return render(
+            resp = render(
                 request,
                 "apps/created.html",
                 {"app": app, "secret": secret, "url": services.app_webhook_url(app=app)},
             )
+            add_never_cache_headers(resp)  # the webhook secret is shown this once
+            return resp
     return render(request, "apps/new.html", {"form": form})
 
 
@@ -54,16 +81,63 @@ def app_new(request):
 @login_required
 def app_detail(request, name: str):
     app = _get_app_for_user(request, name)
-    deploys = app.deploys.select_related("image")[:50]
-    return render(
-        request,
-        "apps/detail.html",
-        {
-            "app": app,
-            "deploys": deploys,
-            "live": app.deploys.filter(status=Deploy.LIVE).select_related("image").first(),
-            "secrets": app.secrets.all(),
-            "deliveries": app.deliveries.all()[:20],
-            "webhook_url": services.app_webhook_url(app=app),
-        },
-    )
+    live = deploys.live_deploy(app)
+    stack = deploys.release_stack(app) if live else []
+    history = list(app.deploys.all()[:30])
+    context = {
+        "app": app,
+        "live": live,
+        "deploys": history,
+        "longest": max((timeline.total_seconds(d) for d in history), default=0),
+        "pending": app.deploys.filter(status__in=Deploy.PENDING).exists(),
+        "rollback_to": stack[-2] if len(stack) >= 2 else None,
+        "secrets": app.secrets.only("key", "updated"),  # never the tokens
+        "secret_form": SecretForm(),
+        "deliveries": app.deliveries.all()[:20],
+        "webhook_url": services.app_webhook_url(app=app),
+    }
+    return _render(request, "apps/detail.html", context, "overview")
+
+
+def _queued(request, app: App, what: str, service, **kwargs):
+    """Call one deploy service; a refusal (ValidationError) is a message on the app page."""
+    try:
+        deploy = service(app=app, **kwargs)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("app-detail", name=app.name)
+    messages.success(request, f"{what} #{deploy.pk} queued.")
+    return redirect("deploy-detail", pk=deploy.pk)
+
+
+@require_POST
+@login_required
+def app_deploy(request, name: str):
+    app = _get_app_for_user(request, name)
+    return _queued(request, app, "Deploy", deploys.deploy_create, trigger="manual")
+
+
+@require_POST
+@login_required
+def app_redeploy(request, name: str):
+    app = _get_app_for_user(request, name)
+    return _queued(request, app, "Redeploy", deploys.redeploy_create)
+
+
+@require_POST
+@login_required
+def app_rollback(request, name: str):
+    app = _get_app_for_user(request, name)
+    return _queued(request, app, "Rollback", deploys.rollback_create)
+
+
+@require_POST
+@login_required
+def app_cancel(request, name: str):
+    app = _get_app_for_user(request, name)
+    deploy = deploys.deploy_cancel(app=app)
+    if deploy is None:
+        messages.info(request, f"{app.name} has no queued or running deploy to cancel.")
+        return redirect("app-detail", name=app.name)
+    messages.success(request, f"Cancelling deploy #{deploy.pk}.")
+    return redirect("deploy-detail", pk=deploy.pk)

@@ -1,72 +1,103 @@
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from urllib.parse import parse_qs
 
-from deployments import live
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from deployments import fragments, live
 from deployments.models import Deploy, LogLine
+
+REFUSED = 4403  # before accept: the handshake is refused (daphne answers 403)
+FINISHED = 1000  # normal closure: the htmx ws extension does not reconnect
 
 
 @database_sync_to_async
 def _may_see(user, pk: int) -> bool:
+    if user is None or not user.is_authenticated:
+        return False
     deploy = Deploy.objects.select_related("app").filter(pk=pk).first()
     return deploy is not None and deploy.app.visible_to(user)
 
 
 @database_sync_to_async
-def _backlog(pk: int, after: int) -> tuple[list[dict], dict]:
-    d = Deploy.objects.get(pk=pk)
-    lines = [
-        {"seq": s, "text": t}
-        for s, t in LogLine.objects.filter(deploy_id=pk, seq__gt=after)
-        .order_by("seq")
-        .values_list("seq", "text")
-    ]
-    return lines, {"status": d.status, "stages": d.stages, "error": d.error}
+def _lines(pk: int, after: int, upto: int | None = None) -> list[dict]:
+    qs = LogLine.objects.filter(deploy_id=pk, seq__gt=after)
+    if upto is not None:
+        qs = qs.filter(seq__lte=upto)
+    return list(qs.order_by("seq").values("seq", "text"))
 
 
-class DeployLogConsumer(AsyncJsonWebsocketConsumer):
-    """Joins the deploy's group, sends the backlog, then relays. Lines carry their seq, so a
-    client drops what it already has: no gaps (join before reading the backlog) and no
-    duplicates."""
+@database_sync_to_async
+def _summary(pk: int, event: dict | None = None) -> str:
+    deploy = Deploy.objects.select_related("app", "image").get(pk=pk)
+    if event and event["status"] in Deploy.FINISHED and not deploy.is_finished:
+        # Sent from inside a transaction not committed yet (a queued deploy superseded by
+        # a new one): the event is the fresher word.
+        deploy.status = event["status"]
+        deploy.stages, deploy.error = event["stages"], event["error"]
+    return fragments.summary(deploy)
+
+
+def _after(scope) -> int:
+    values = parse_qs(scope.get("query_string", b"").decode()).get("after", [])
+    return int(values[0]) if values and values[0].isdigit() else 0
+
+
+class DeployLogConsumer(AsyncWebsocketConsumer):
+    """A deploy's log and status, live, as HTML fragments the htmx ws extension swaps in.
+
+    Lines carry their seq and the consumer remembers the last one it sent: it joins the group
+    before reading the backlog, so a line stored meanwhile arrives twice (the second is
+    dropped) and never zero times. A gap in the relayed seqs (the channel layer drops
+    messages for a full channel) is filled from the database, the log's record."""
+
+    sent = 0
 
     async def connect(self):
         self.pk = int(self.scope["url_route"]["kwargs"]["pk"])
-        user = self.scope.get("user")
-        if user is None or not await _may_see(user, self.pk):
-            await self.close(code=4403)
+        self.group = None
+        if not await _may_see(self.scope.get("user"), self.pk):
+            await self.close(code=REFUSED)
             return
-        await self.channel_layer.group_add(live.group_name(self.pk), self.channel_name)
+        self.group = live.group_name(self.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        after = 0
-        qs = self.scope.get("query_string", b"").decode()
-        for part in qs.split("&"):
-            if part.startswith("after=") and part[6:].isdigit():
-                after = int(part[6:])
-        lines, status = await _backlog(self.pk, after)
-        self.sent = after
-        for line in lines:
-            await self._line(line)
-        await self.send_json({"type": "status", **status})
+        self.sent = _after(self.scope)
+        await self._catch_up()
+        await self._send_summary()
 
     async def disconnect(self, code):
-        if hasattr(self, "pk"):
-            await self.channel_layer.group_discard(live.group_name(self.pk), self.channel_name)
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def _line(self, line: dict) -> None:
-        if line["seq"] > self.sent:
-            self.sent = line["seq"]
-            await self.send_json({"type": "line", "seq": line["seq"], "text": line["text"]})
+    async def receive(self, text_data=None, bytes_data=None):
+        pass  # nothing to say to us
+
+    async def _catch_up(self, upto: int | None = None) -> None:
+        lines = await _lines(self.pk, self.sent, upto)
+        if lines:
+            self.sent = lines[-1]["seq"]
+            await self.send(text_data=fragments.log_append(lines))
+
+    async def _send_summary(self, event: dict | None = None) -> None:
+        await self.send(text_data=await _summary(self.pk, event))
 
     async def log_line(self, event):
-        await self._line(event)
+        seq = event["seq"]
+        if seq <= self.sent:
+            return
+        if seq > self.sent + 1:
+            await self._catch_up(upto=seq)
+            return
+        self.sent = seq
+        await self.send(text_data=fragments.log_append([event]))
 
     async def deploy_status(self, event):
-        await self.send_json(
-            {
-                "type": "status",
-                "status": event["status"],
-                "stages": event["stages"],
-                "error": event["error"],
-            }
-        )
+        # The worker stores (and relays) every line before the status change that follows
+        # it: after a final status, judged by the event and not by a fresher row, nothing
+        # more will come. Catch up, show it, and close.
+        await self._catch_up()
+        await self._send_summary(event)
+        if event["status"] in Deploy.FINISHED:
+            await self.close(code=FINISHED)

@@ -1,0 +1,233 @@
+"""The live log websocket, through the real ASGI application (origin check, session auth,
+routing) on the in-memory channel layer, fed by deployments.live as the worker feeds it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from deployments import live
+from deployments.models import Deploy, LogLine
+from koyra.asgi import application
+from tests import base
+from tests.factories import DeployFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+cast = base.cast  # the fixed cast (tests/base.py) as this module's fixture
+
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def running(cast) -> Deploy:
+    d = DeployFactory(app=cast.app, status=Deploy.BUILDING)
+    log = live.DeployLog(d)
+    log("one")
+    log("two <script>alert(1)</script>")
+    return d
+
+
+def _session(user) -> tuple[bytes, bytes]:
+    client = Client()
+    client.force_login(user)
+    return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+
+
+def _seqs(html: str) -> list[int]:
+    return [int(s) for s in re.findall(r'<div class="ln" data-seq="(\d+)">', html)]
+
+
+def _connect(deploy: Deploy, headers: list, query: str = "") -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, f"/ws/deploys/{deploy.pk}/{query}", headers=headers)
+
+
+async def _lines_then_summary(comm) -> tuple[list[int], str]:
+    """On connect: one message with the backlog (if any), then the status summary."""
+    first = await comm.receive_from()
+    if 'id="summary"' in first:
+        return [], first
+    return _seqs(first), await comm.receive_from()
+
+
+def _emit(deploy: Deploy, *texts: str):
+    """Lines stored and relayed the way the worker does it."""
+
+    def run():
+        log = live.DeployLog(Deploy.objects.get(pk=deploy.pk))
+        for t in texts:
+            log(t)
+
+    return database_sync_to_async(run)()
+
+
+@pytest.mark.parametrize("who", ["owner", "member", "staff"])
+def test_a_user_who_may_see_the_app_gets_the_backlog_then_live_lines_in_order(cast, running, who):
+    headers = [ORIGIN, _session(getattr(cast, who))]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        first = await comm.receive_from()
+        assert first.startswith('<div id="log" hx-swap-oob="beforeend">')
+        assert _seqs(first) == [1, 2]
+        assert "two &lt;script&gt;alert(1)&lt;/script&gt;" in first
+        assert "<script>" not in first
+        summary = await comm.receive_from()
+        assert '<section id="summary"' in summary and 'hx-swap-oob="true"' in summary
+        assert '<span id="status" class="badge s-building">building</span>' in summary
+        await _emit(running, "three", "four\nfive", "six")
+        got = [await comm.receive_from() for _ in range(4)]
+        assert [s for m in got for s in _seqs(m)] == [3, 4, 5, 6]
+        assert ">five</div>" in got[2]
+        await comm.receive_nothing()
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_status_and_stage_changes_are_pushed_and_a_finished_deploy_closes(cast, running):
+    headers = [ORIGIN, _session(cast.owner)]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        await _lines_then_summary(comm)
+
+        def push_started():
+            d = Deploy.objects.get(pk=running.pk)
+            d.start_stage("push", Deploy.PUSHING)
+            live.status_changed(d)
+
+        await database_sync_to_async(push_started)()
+        summary = await comm.receive_from()
+        assert '<span id="status" class="badge s-pushing">pushing</span>' in summary
+        assert 'data-stage="push"' in summary and "st-push running" in summary
+
+        def goes_live():
+            d = Deploy.objects.get(pk=running.pk)
+            d.finish_stage("push")
+            d.mark_live()
+            live.DeployLog(d)("live: every task runs sha256:abc")
+            live.status_changed(d)
+
+        await database_sync_to_async(goes_live)()
+        assert _seqs(await comm.receive_from()) == [3]
+        summary = await comm.receive_from()
+        assert '<span id="status" class="badge s-live">live</span>' in summary
+        assert "st-push done" in summary
+        assert await comm.receive_output() == {"type": "websocket.close", "code": 1000}
+
+    async_to_sync(scenario)()
+
+
+def test_a_reconnect_with_after_gets_only_the_lines_after_it(cast, running):
+    headers = [ORIGIN, _session(cast.owner)]
+
+    async def scenario():
+        await _emit(running, "three", "four")
+        comm = _connect(running, headers, "?after=2")
+        assert (await comm.connect())[0]
+        seqs, summary = await _lines_then_summary(comm)
+        assert seqs == [3, 4]
+        await _emit(running, "five")
+        assert _seqs(await comm.receive_from()) == [5]
+        await comm.disconnect()
+
+        # Nothing new since the last line seen: only the status.
+        comm = _connect(running, headers, "?after=5")
+        assert (await comm.connect())[0]
+        seqs, summary = await _lines_then_summary(comm)
+        assert seqs == [] and "s-building" in summary
+        await comm.receive_nothing()
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_line_relayed_twice_is_sent_once(cast, running):
+    """The consumer joins the group before it reads the backlog: a line stored in between
+    arrives from both, and only the first is sent."""
+
+    headers = [ORIGIN, _session(cast.owner)]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        seqs, _ = await _lines_then_summary(comm)
+        assert seqs == [1, 2]
+        layer = get_channel_layer()
+        await layer.group_send(
+            live.group_name(running.pk), {"type": "log.line", "seq": 2, "text": "two"}
+        )
+        await comm.receive_nothing()
+        await _emit(running, "three")
+        assert _seqs(await comm.receive_from()) == [3]
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_lines_the_channel_layer_dropped_are_filled_from_the_database(cast, running):
+    headers = [ORIGIN, _session(cast.owner)]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        await _lines_then_summary(comm)
+
+        def stored_but_never_relayed():
+            for seq in (3, 4):
+                LogLine.objects.create(deploy_id=running.pk, seq=seq, text=f"lost {seq}")
+
+        await database_sync_to_async(stored_but_never_relayed)()
+        await _emit(running, "five")
+        got = await comm.receive_from()
+        assert _seqs(got) == [3, 4, 5] and "lost 4" in got
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize("who", ["outsider", None])
+def test_a_user_who_may_not_see_the_app_is_refused(cast, running, who):
+    headers = [ORIGIN] + ([_session(getattr(cast, who))] if who else [])
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert await comm.connect() == (False, 4403)
+
+    async_to_sync(scenario)()
+
+
+def test_an_unknown_deploy_is_refused(cast):
+    missing = Deploy(pk=999999)
+    headers = [ORIGIN, _session(cast.staff)]
+
+    async def scenario():
+        comm = _connect(missing, headers)
+        assert await comm.connect() == (False, 4403)
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", b"null", None])
+def test_another_origin_is_refused(cast, running, origin):
+    headers = [_session(cast.owner)] + ([(b"origin", origin)] if origin else [])
+
+    async def scenario():
+        comm = _connect(running, headers)
+        connected, _ = await comm.connect()
+        assert not connected
+
+    async_to_sync(scenario)()

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import pytest
+
+from secrets_vault import crypto
+from secrets_vault.models import Secret
+from secrets_vault.services import secret_set
+from tests import base
+
+pytestmark = pytest.mark.django_db
+cast = base.cast  # the fixed cast (tests/base.py) as this module's fixture
+
+VALUE = "postgres://shop:s3cr3t-pa55@db:5432/shop"
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _login_redirect(resp) -> bool:
+    return resp.status_code == 302 and resp["Location"].startswith("/accounts/login/?next=")
+
+
+# --- access ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "who,status", [("owner", 200), ("member", 200), ("staff", 200), ("outsider", 404)]
+)
+def test_secrets_page_access(client, cast, who, status):
+    client.force_login(getattr(cast, who))
+    assert client.get("/apps/shop/secrets/").status_code == status
+
+
+@pytest.mark.parametrize("who,status", [("owner", 302), ("member", 302), ("outsider", 404)])
+def test_setting_a_secret_access(client, cast, who, status):
+    client.force_login(getattr(cast, who))
+    resp = client.post("/apps/shop/secrets/", {"key": "API_KEY", "value": VALUE})
+    assert resp.status_code == status
+    assert Secret.objects.filter(app=cast.app, key="API_KEY").exists() == (status == 302)
+
+
+@pytest.mark.parametrize("who,status", [("owner", 302), ("member", 302), ("outsider", 404)])
+def test_deleting_a_secret_access(client, cast, who, status):
+    secret_set(app=cast.app, key="API_KEY", value=VALUE)
+    client.force_login(getattr(cast, who))
+    resp = client.post("/apps/shop/secrets/API_KEY/delete/")
+    assert resp.status_code == status
+    assert Secret.objects.filter(app=cast.app, key="API_KEY").exists() == (status == 404)
+
+
+def test_secrets_views_need_a_login(client, cast):
+    secret_set(app=cast.app, key="API_KEY", value=VALUE)
+    assert _login_redirect(client.get("/apps/shop/secrets/"))
+    assert _login_redirect(client.post("/apps/shop/secrets/", {"key": "X", "value": "y"}))
+    assert _login_redirect(client.post("/apps/shop/secrets/API_KEY/delete/"))
+    assert list(Secret.objects.values_list("key", flat=True)) == ["API_KEY"]
+
+
+def test_delete_is_post_only(client, cast):
+    secret_set(app=cast.app, key="API_KEY", value=VALUE)
+    client.force_login(cast.owner)
+    assert client.get("/apps/shop/secrets/API_KEY/delete/").status_code == 405
+    assert Secret.objects.exists()
+
+
+# --- write-only ------------------------------------------------------------------------------
+
+
+def test_setting_a_secret_stores_only_its_token_and_never_shows_the_value(client, cast):
+    client.force_login(cast.owner)
+    resp = client.post("/apps/shop/secrets/", {"key": "DATABASE_URL", "value": VALUE}, follow=True)
+    assert resp.redirect_chain == [("/apps/shop/#secrets", 302)]
+    html = resp.content.decode()
+    assert "DATABASE_URL set. Redeploy shop to apply it." in html
+    assert "<code>DATABASE_URL</code>" in html
+    secret = Secret.objects.get(app=cast.app, key="DATABASE_URL")
+    assert VALUE not in secret.token and crypto.decrypt(secret.token) == VALUE
+    assert VALUE not in html and secret.token not in html
+    page = client.get("/apps/shop/secrets/").content.decode()
+    assert VALUE not in page and secret.token not in page
+
+
+def test_a_value_is_stored_exactly_as_typed(client, cast):
+    client.force_login(cast.owner)
+    client.post("/apps/shop/secrets/", {"key": "PADDED", "value": "  two words  "})
+    assert crypto.decrypt(Secret.objects.get(key="PADDED").token) == "  two words  "
+
+
+def test_setting_an_existing_name_replaces_the_value(client, cast):
+    secret_set(app=cast.app, key="API_KEY", value="old-value-1")
+    client.force_login(cast.member)
+    client.post("/apps/shop/secrets/", {"key": "API_KEY", "value": "new-value-2"})
+    assert crypto.decrypt(Secret.objects.get(key="API_KEY").token) == "new-value-2"
+    assert Secret.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"key": "1BAD", "value": VALUE}, "is not a valid environment variable name"),
+        ({"key": "BAD-NAME", "value": VALUE}, "is not a valid environment variable name"),
+        ({"key": "EMPTY", "value": ""}, "This field is required."),
+        ({"key": "", "value": VALUE}, "This field is required."),
+    ],
+)
+def test_a_refused_form_says_why_and_never_echoes_the_value(client, cast, data, message):
+    client.force_login(cast.owner)
+    resp = client.post("/apps/shop/secrets/", data)
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert message in html
+    assert VALUE not in html
+    assert 'type="password"' in html and 'name="value"' in html
+    assert not Secret.objects.exists()
+
+
+def test_the_value_input_never_has_an_initial_value(client, cast):
+    secret_set(app=cast.app, key="API_KEY", value=VALUE)
+    client.force_login(cast.owner)
+    for url in ("/apps/shop/", "/apps/shop/secrets/"):
+        html = client.get(url).content.decode()
+        tag = (
+            html.split('name="value"')[0].rsplit("<input", 1)[1]
+            + html.split('name="value"')[1].split(">")[0]
+        )
+        assert "value=" not in tag, tag
+        assert VALUE not in html
+
+
+def test_deleting_a_secret(client, cast):
+    secret_set(app=cast.app, key="API_KEY", value=VALUE)
+    secret_set(app=cast.app, key="OTHER", value="x")
+    client.force_login(cast.owner)
+    resp = client.post("/apps/shop/secrets/API_KEY/delete/", follow=True)
+    assert "API_KEY deleted. Redeploy shop to apply it." in resp.content.decode()
+    assert list(Secret.objects.values_list("key", flat=True)) == ["OTHER"]
+
+
+def test_deleting_an_unknown_secret_says_so(client, cast):
+    client.force_login(cast.owner)
+    resp = client.post("/apps/shop/secrets/NOPE/delete/", follow=True)
+    assert "shop has no secret named NOPE." in resp.content.decode()
+
+
+def test_secrets_of_another_app_are_not_touched(client, cast):
+    from tests.factories import AppFactory
+
+    other = AppFactory(name="other", owner=cast.owner)
+    secret_set(app=other, key="API_KEY", value=VALUE)
+    client.force_login(cast.owner)
+    client.post("/apps/shop/secrets/API_KEY/delete/")
+    assert Secret.objects.filter(app=other).count() == 1
