@@ -100,6 +100,22 @@ def disk_usage() -> dict[str, int]:
     return engine.disk_usage(cluster.REGISTRY_VOLUME)
 
 
+def disk_report() -> dict:
+    """What the dashboard shows: bytes used by images, registry blobs and build cache (None
+    each when the engine does not answer), and the last prune. Cached for a minute: asking
+    the engine to size every volume is not free."""
+    from django.core.cache import cache
+
+    report = cache.get("koyra:disk-report")
+    if report is None:
+        try:
+            report = {"error": "", **disk_usage()}
+        except engine.EngineError as exc:
+            report = {"error": str(exc), "images": None, "registry": None, "build_cache": None}
+        cache.set("koyra:disk-report", report, 60)
+    return {**report, "last_prune": PruneRun.objects.filter(dry_run=False).first()}
+
+
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1024:

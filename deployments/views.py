@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from deployments import fragments
+from deployments import fragments, retention
 from deployments.models import Deploy, LogLine
 
 SSE_POLL_SECONDS = 0.5
@@ -103,3 +103,10 @@ def _poll(pk: int, seq: int) -> tuple[list[tuple[int, str]], dict, bool] | None:
     state = {"status": d.status, "stages": d.stages, "error": d.error}
     done = d.is_finished and (d.finished is None or timezone.now() - d.finished > SSE_GRACE)
     return lines, state, done
+
+
+@require_GET
+@login_required
+def disk(request):
+    """The disk-use card of the apps page (loaded on its own, so the list stays cheap)."""
+    return render(request, "deployments/disk.html", {"disk": retention.disk_report()})
