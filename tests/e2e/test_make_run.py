@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -17,18 +16,13 @@ import pytest
 from django.conf import settings
 
 from tests.e2e.conftest import ROOT, wait_for
+from tests.e2e.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_make_run_serves_login_and_admin_then_stops_cleanly(cluster_ready, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
