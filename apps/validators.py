@@ -52,6 +52,14 @@ def validate_domain(value: str) -> None:
 
 
 def validate_repo_url(value: str) -> None:
+    from django.conf import settings
+
+    if (value or "").startswith("file://") and not settings.KOYRA_ALLOW_FILE_REPOS:
+        raise ValidationError(
+            f"Repository {value!r} is a path on the Koyra server; such repositories are off "
+            "unless KOYRA_ALLOW_FILE_REPOS=1 (anyone who may create apps could read any "
+            "repository on this machine). Use an https:// or ssh URL."
+        )
     if ".." in (value or "") or not any(r.match(value or "") for r in REPO_URL_RES):
         raise ValidationError(
             f"Repository {value!r} is not a git URL Koyra accepts: use "

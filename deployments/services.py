@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps import manifest as manifest_mod
 from apps.models import App
-from apps.validators import validate_commit
+from apps.validators import validate_commit, validate_repo_url
 from deployments import engine, git, live
 from deployments.models import Deploy, Image
 from secrets_vault import crypto
@@ -284,6 +284,7 @@ class _Pipeline:
     def _build_path(self) -> tuple[Image, dict]:
         d, app = self.deploy, self.app
         self.stage("clone", Deploy.BUILDING)
+        validate_repo_url(app.repo_url)  # again: settings may have changed since creation
         if not d.commit:
             commit = git.resolve(app.repo_url, app.branch)
             Deploy.objects.filter(pk=d.pk).update(commit=commit)

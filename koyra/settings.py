@@ -152,6 +152,8 @@ KOYRA_HTTP_PORT = _int("KOYRA_HTTP_PORT", 80)
 KOYRA_HTTPS_PORT = _int("KOYRA_HTTPS_PORT", 443)
 KOYRA_ACME_EMAIL = _read("KOYRA_ACME_EMAIL", "") or ""
 KOYRA_BASE_URL = (_read("KOYRA_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# file:// repositories read the Koyra server's own disk: for tests and single-user setups.
+KOYRA_ALLOW_FILE_REPOS = _bool("KOYRA_ALLOW_FILE_REPOS", False)
 KOYRA_SWARM_ADVERTISE_ADDR = _read("KOYRA_SWARM_ADVERTISE_ADDR", "") or ""
 # How long one deploy may take, all stages together, before it is stopped and marked failed.
 KOYRA_DEPLOY_TIMEOUT = _int("KOYRA_DEPLOY_TIMEOUT", 30 * 60)

@@ -14,6 +14,8 @@ export KOYRA_HTTP_PORT="${KOYRA_TEST_HTTP_PORT:-18080}"
 export KOYRA_BASE_URL="http://127.0.0.1:18000"
 # Tests run `prune` themselves; an automatic one would race other suites sharing the registry.
 export KOYRA_PRUNE_EVERY_HOURS=0
+# The sample apps are local git repositories.
+export KOYRA_ALLOW_FILE_REPOS=1
 unset DATABASE_URL KOYRA_FERNET_KEYS_FILE SECRET_KEY_FILE KOYRA_ACME_EMAIL
 
 ensure_redis || exit 1

@@ -73,3 +73,12 @@ def test_it_refuses_a_duplicate_name():
     _create("shop", "--repo", "https://github.com/a/b")
     with pytest.raises(CommandError, match="already exists"):
         _create("shop", "--repo", "https://github.com/a/c")
+
+
+def test_a_path_on_the_server_is_refused_unless_allowed(settings):
+    settings.KOYRA_ALLOW_FILE_REPOS = False
+    with pytest.raises(CommandError, match="KOYRA_ALLOW_FILE_REPOS=1"):
+        _create("shop", "--repo", "file:///srv/other-team/repo")
+    settings.KOYRA_ALLOW_FILE_REPOS = True
+    _create("shop", "--repo", "file:///srv/other-team/repo")
+    assert App.objects.filter(name="shop").exists()
