@@ -151,6 +151,7 @@ class ServiceSpec:
     stop_grace: int = 10
     secrets: list[dict] = field(default_factory=list)  # [{"id", "name", "file"}]
     restart_max_attempts: int | None = None
+    job: bool = False  # a one-off task (replicated-job): runs once, never restarted
 
     def fingerprint(self) -> str:
         return hashlib.sha256(
@@ -173,7 +174,11 @@ def _service_kwargs(spec: ServiceSpec) -> dict:
         "args": spec.args,
         "env": [f"{k}={v}" for k, v in sorted(spec.env.items())],
         "networks": spec.networks,
-        "mode": docker.types.ServiceMode("replicated", replicas=spec.replicas),
+        "mode": (
+            docker.types.ServiceMode("replicated-job", concurrency=1, replicas=1)
+            if spec.job
+            else docker.types.ServiceMode("replicated", replicas=spec.replicas)
+        ),
         "mounts": spec.mounts,
         "constraints": spec.constraints,
         "stop_grace_period": _ns(spec.stop_grace),
@@ -193,7 +198,9 @@ def _service_kwargs(spec: ServiceSpec) -> dict:
             parallelism=1, order="start-first", failure_action="pause", monitor=_ns(spec.monitor)
         ),
         "restart_policy": RestartPolicy(
-            condition="any", delay=_ns(2), max_attempts=spec.restart_max_attempts or 0
+            condition="none" if spec.job else "any",
+            delay=_ns(2),
+            max_attempts=spec.restart_max_attempts or 0,
         ),
         "resources": Resources(cpu_limit=spec.nano_cpus, mem_limit=spec.memory),
         "secrets": [
@@ -201,6 +208,8 @@ def _service_kwargs(spec: ServiceSpec) -> dict:
             for s in spec.secrets
         ],
     }
+    if spec.job:  # Swarm refuses update and rollback policies on jobs
+        del kwargs["update_config"], kwargs["rollback_config"]
     if spec.healthcheck:
         h = spec.healthcheck
         kwargs["healthcheck"] = Healthcheck(
@@ -584,63 +593,86 @@ def image_pull(ref: str) -> None:
         raise _api_error(f"Cannot pull {ref}", exc) from exc
 
 
-# --- One-off containers -------------------------------------------------------------------
+# --- One-off tasks --------------------------------------------------------------------------
 
 
-def run_oneoff(
+def run_job(
+    spec: ServiceSpec,
     *,
-    image: str,
-    script: str,
-    env: dict[str, str],
-    network: str,
-    labels: dict[str, str],
     on_line: LineCallback,
     should_stop: Callable[[], bool] = lambda: False,
     timeout: float = 1800,
 ) -> int:
-    """Run `script` with sh -c in a new container of `image` and return its exit code. Output
-    streams to on_line. The container is removed afterwards, whatever happened."""
+    """Run `spec` once as a Swarm job on this node (so it gets Swarm secrets on tmpfs and the
+    overlay network, like the app's own tasks), stream its output, return its exit code. The
+    job service is removed afterwards, whatever happened."""
+    spec.job = True
+    spec.constraints = [*spec.constraints, f"node.id=={client().info()['Swarm']['NodeID']}"]
+    service_remove(spec.name)  # a leftover of a crashed run
+    service_apply(spec)
+    deadline = time.monotonic() + timeout
     try:
-        container = client().containers.create(
-            image,
-            entrypoint=["/bin/sh", "-c", script],
-            command=[],
-            environment=env,
-            network=network,
-            labels=labels,
-            detach=True,
-        )
-    except docker.errors.APIError as exc:
-        raise _api_error("Cannot create the release container", exc) from exc
+        task = _job_task(spec.name, should_stop, deadline, lambda t: _container_id(t))
+        cid = _container_id(task)
+        if cid:
+            _follow_logs(cid, on_line, lambda: should_stop() or time.monotonic() > deadline)
+        task = _job_task(spec.name, should_stop, deadline, _task_ended)
+        status = task.get("Status", {})
+        code = (status.get("ContainerStatus") or {}).get("ExitCode")
+        if code is None:
+            raise EngineError(f"the one-off task did not run: {status.get('Err') or status}")
+        return int(code)
+    finally:
+        service_remove(spec.name)
+
+
+def _container_id(task: dict) -> str | None:
+    return (task.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
+
+
+def _task_ended(task: dict) -> bool:
+    return task.get("Status", {}).get("State") in ("complete", "failed", "rejected", "shutdown")
+
+
+def _job_task(name: str, should_stop, deadline: float, ready: Callable[[dict], object]) -> dict:
+    while True:
+        tasks = service_tasks(name)
+        for t in tasks:
+            if ready(t) or _task_ended(t):
+                return t
+        if should_stop():
+            raise Aborted("one-off task stopped")
+        if time.monotonic() > deadline:
+            raise Aborted("one-off task timed out")
+        time.sleep(0.3)
+
+
+def _follow_logs(container_id: str, on_line: LineCallback, should_stop) -> None:
+    """Stream a container's output until it exits; kill it when should_stop says so."""
+    try:
+        container = client().containers.get(container_id)
+    except docker.errors.APIError:
+        return
     stopper = threading.Event()
 
     def _stop_when_asked() -> None:
-        deadline = time.monotonic() + timeout
         while not stopper.wait(0.5):
-            if should_stop() or time.monotonic() > deadline:
+            if should_stop():
                 with contextlib.suppress(docker.errors.APIError):
                     container.kill()
                 return
 
     threading.Thread(target=_stop_when_asked, daemon=True).start()
+    out = _LineBuffer(on_line)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     try:
-        container.start()
-        out = _LineBuffer(on_line)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for chunk in container.logs(stream=True, follow=True):
             out.feed(decoder.decode(chunk))
-        out.flush()
-        result = container.wait(timeout=60)
-        code = int(result.get("StatusCode", -1))
-        if should_stop():
-            raise Aborted("release stopped")
-        return code
-    except docker.errors.APIError as exc:
-        raise _api_error("The release container failed to run", exc) from exc
+    except docker.errors.APIError:
+        pass
     finally:
         stopper.set()
-        with contextlib.suppress(docker.errors.APIError):
-            container.remove(force=True)
+        out.flush()
 
 
 # --- Swarm secrets ------------------------------------------------------------------------

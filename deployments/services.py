@@ -294,7 +294,7 @@ class _Pipeline:
         d.finish_stage("clone")
         m = manifest_mod.load(self.workspace)
         self.log(f"manifest: {'.paas/app.yaml' if m.present else 'none, using the defaults'}")
-        secret_env = self._secrets(m.secrets)
+        self._check_secrets(m.secrets)
 
         self.stage("build", Deploy.BUILDING)
         context = self._inside(m.context, "build.context")
@@ -333,7 +333,7 @@ class _Pipeline:
         spec = self._spec(m, image)
         _check_shell(spec, release=bool(m.release))
         if m.release:
-            self._release(image, m.release, spec, secret_env)
+            self._release(image, m.release, spec)
         return image, spec
 
     def _inside(self, rel: str, field: str) -> Path:
@@ -343,26 +343,43 @@ class _Pipeline:
             raise DeployFailed(f".paas/app.yaml: {field}: points outside the repository")
         return path
 
-    def _secrets(self, keys: list[str]) -> dict[str, str]:
-        values = vault.secret_values(app=self.app, keys=keys)
+    def _check_secrets(self, keys: list[str]) -> None:
+        """Before anything is built: every secret the manifest names has a value and decrypts
+        (fail closed), and the log redacts every current value of the app."""
+        vault.secret_values(app=self.app, keys=keys)
         self.log.redact = live.Redactor(list(vault.secret_values(app=self.app).values()))
-        return values
 
-    def _release(self, image: Image, steps: list[str], spec: dict, secret_env: dict) -> None:
+    def _release(self, image: Image, steps: list[str], spec: dict) -> None:
+        """Once per deploy, before any task is replaced: a Swarm job of the new image on the
+        app's network, with the runtime env and the secrets mounted like the app's own."""
         self.stage("release", Deploy.RELEASING)
-        script = "set -e\n" + "\n".join(f"echo {shlex.quote('$ ' + s)}\n{s}" for s in steps)
-        code = engine.run_oneoff(
+        refs = self._swarm_secrets(spec["secrets"])
+        script = "\n".join(
+            [*_secret_exports(refs), "set -e"]
+            + [f"echo {shlex.quote('$ ' + s)}\n{s}" for s in steps]
+        )
+        job = engine.ServiceSpec(
+            name=f"{self.app.name}_release",
             image=image.pinned,
-            script=script,
-            env={**spec["env"], **secret_env},
-            network=settings.KOYRA_NETWORK,
             labels={
                 "koyra.app": self.app.name,
                 "koyra.deploy": str(self.deploy.pk),
                 "koyra.role": "release",
             },
+            container_labels={"koyra.app": self.app.name, "koyra.role": "release"},
+            command=["/bin/sh", "-c", script],
+            args=[],
+            env=dict(spec.get("env") or {}),
+            networks=[settings.KOYRA_NETWORK],
+            memory=spec.get("memory"),
+            nano_cpus=spec.get("nano_cpus"),
+            secrets=[{"id": r["id"], "name": r["name"], "file": r["file"]} for r in refs],
+        )
+        code = engine.run_job(
+            job,
             on_line=self.log,
             should_stop=self.should_stop,
+            timeout=max(1.0, self.deadline - time.monotonic()),
         )
         if code != 0:
             raise DeployFailed(
@@ -379,7 +396,7 @@ class _Pipeline:
         self.log(f"re-using the image of deploy #{source.pk}: {source.image.pinned} (no build)")
         Deploy.objects.filter(pk=self.deploy.pk).update(image=source.image, commit=source.commit)
         self.deploy.image = source.image
-        self._secrets(source.spec.get("secrets", []))
+        self._check_secrets(source.spec.get("secrets", []))
         return source.image, dict(source.spec)
 
     # -- rollout --
@@ -497,7 +514,7 @@ class _Pipeline:
 
     def _swarm_secrets(self, keys: list[str]) -> list[dict]:
         values = vault.secret_values(app=self.app, keys=keys)
-        # A value set since _secrets() read them (set_secret during the build) reaches the
+        # A value set since _check_secrets() read them (set_secret during the build) reaches the
         # tasks, whose output is copied into this log: redact it too.
         self.log.redact = live.Redactor([*self.log.redact.values, *values.values()])
         return [swarm_secret(app=self.app, key=k, value=v) for k, v in sorted(values.items())]
@@ -553,6 +570,15 @@ def _check_shell(spec: dict, *, release: bool) -> None:
         )
 
 
+def _secret_exports(secret_refs: list[dict]) -> list[str]:
+    """Shell lines that export each secret from its Swarm-mounted tmpfs file."""
+    lines = []
+    for ref in secret_refs:
+        path = shlex.quote(f"{SECRETS_DIR}/{ref['file']}")
+        lines.append(f'{ref["key"]}="$(cat {path})" || exit 1; export {ref["key"]}')
+    return lines
+
+
 def _start_script(spec: dict, secret_refs: list[dict]) -> str:
     """The wrapper every task starts with: export secrets from Swarm's tmpfs files, run the
     predeploy steps, then the image's own ENTRYPOINT+CMD ("$@"). On TERM it keeps serving for
@@ -563,9 +589,7 @@ def _start_script(spec: dict, secret_refs: list[dict]) -> str:
         '[ -n "$koyra_pid" ] && kill -TERM "$koyra_pid" 2>/dev/null; }',
         "trap koyra_term TERM INT",
     ]
-    for ref in secret_refs:
-        path = shlex.quote(f"{SECRETS_DIR}/{ref['file']}")
-        lines.append(f'{ref["key"]}="$(cat {path})" || exit 1; export {ref["key"]}')
+    lines += _secret_exports(secret_refs)
     for step in spec.get("predeploy", []):
         lines.append(f"echo {shlex.quote('koyra predeploy: ' + step)}")
         lines.append(f"( {step} ) || {{ echo 'koyra predeploy failed: exit '$?; exit 1; }}")

@@ -24,7 +24,7 @@ def test_a_value_set_during_the_deploy_is_redacted_from_later_lines(secret_ensur
     vault.secret_set(app=app, key="API_TOKEN", value=OLD)
     deploy = DeployFactory(app=app)
     pipeline = services._Pipeline(deploy)
-    assert pipeline._secrets(["API_TOKEN"]) == {"API_TOKEN": OLD}
+    pipeline._check_secrets(["API_TOKEN"])
 
     vault.secret_set(app=app, key="API_TOKEN", value=NEW)  # while the image builds
     refs = pipeline._swarm_secrets(["API_TOKEN"])
@@ -44,6 +44,6 @@ def test_every_secret_of_the_app_is_redacted_not_only_the_manifest_ones():
     vault.secret_set(app=app, key="UNLISTED", value=NEW)
     deploy = DeployFactory(app=app)
     pipeline = services._Pipeline(deploy)
-    assert pipeline._secrets(["API_TOKEN"]) == {"API_TOKEN": OLD}
+    pipeline._check_secrets(["API_TOKEN"])
     pipeline.log(f"{OLD} {NEW}")
     assert deploy.log_text == "**** ****"
