@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from django.db import close_old_connections
+from django.db import connections
 from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -18,6 +18,14 @@ class KoyraWorker(Worker):
     """Listens in short slices so that, while idle, it can sweep the database: deploys the
     queue lost (Redis restarted or was down) are enqueued again, and deploys left active by a
     worker that died are marked failed. The database is the truth; Redis is transport."""
+
+    def fork_work_horse(self, job, queue):
+        # A database connection must never cross fork(): with SQLite the child would write
+        # under locks only the parent holds, and committed rows of other processes get lost
+        # (seen: a webhook's deploy row vanished); with PostgreSQL two processes would share
+        # one protocol stream. Each side opens its own afterwards.
+        connections.close_all()
+        super().fork_work_horse(job, queue)
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         while True:
@@ -35,7 +43,6 @@ class KoyraWorker(Worker):
         from deployments import retention, services
 
         try:
-            close_old_connections()
             done = services.deploy_sweep(job_exists=self._job_exists)
             if any(done.values()):
                 log.info("sweep: %s", done)
@@ -43,6 +50,8 @@ class KoyraWorker(Worker):
                 self._prune()
         except Exception:
             log.exception("sweep failed; trying again in %ss", SWEEP_EVERY)
+        finally:
+            connections.close_all()  # nothing open while idle, nothing to inherit on fork
 
     def _prune(self) -> None:
         from deployments import retention

@@ -232,11 +232,12 @@ def _redis_channel_layer(settings):
 
 
 def wait_deploy(deploy, timeout: float = 240):
-    """Until the deploy is finished; returns it fresh."""
-
-    def done():
-        deploy.refresh_from_db()
-        return deploy.is_finished
-
-    wait_for(done, timeout, f"deploy #{deploy.pk} to finish", interval=1)
-    return deploy
+    """Until the deploy is finished; returns it fresh. A row that is gone fails at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        deploy.refresh_from_db()  # DoesNotExist propagates: a lost row is a failure
+        if deploy.is_finished:
+            return deploy
+        if time.monotonic() > deadline:
+            raise AssertionError(f"deploy #{deploy.pk} still {deploy.status} after {timeout}s")
+        time.sleep(1)
