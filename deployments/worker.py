@@ -20,10 +20,9 @@ class KoyraWorker(Worker):
     worker that died are marked failed. The database is the truth; Redis is transport."""
 
     def fork_work_horse(self, job, queue):
-        # A database connection must never cross fork(): with SQLite the child would write
-        # under locks only the parent holds, and committed rows of other processes get lost
-        # (seen: a webhook's deploy row vanished); with PostgreSQL two processes would share
-        # one protocol stream. Each side opens its own afterwards.
+        # A database connection must never cross fork(): with SQLite the child would use
+        # locks only the parent holds (SQLite's docs forbid it); with PostgreSQL two
+        # processes would share one protocol stream. Each side opens its own afterwards.
         connections.close_all()
         super().fork_work_horse(job, queue)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -105,9 +106,13 @@ def _running_images(app) -> set[str]:
 
 
 def _database_bytes() -> bytes:
+    """The database file and its WAL, read by another process: closing any descriptor of the
+    file in this process would drop SQLite's POSIX locks here (they are per process, not per
+    descriptor), and another connection would then checkpoint and delete the WAL this
+    process still writes to; its later rows would be lost to everyone else."""
     path = Path(settings.DATABASES["default"]["NAME"])
-    parts = [path, Path(f"{path}-wal"), Path(f"{path}-journal")]
-    return b"".join(p.read_bytes() for p in parts if p.exists())
+    parts = [str(p) for p in (path, Path(f"{path}-wal"), Path(f"{path}-journal")) if p.exists()]
+    return subprocess.run(["cat", *parts], capture_output=True, check=True).stdout
 
 
 def test_a_secret_reaches_the_app_and_nothing_else(vault_app, docker_client):
