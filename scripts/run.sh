@@ -37,8 +37,11 @@ pick_image() { # VAR default
   if docker image inspect "$default" >/dev/null 2>&1 || timeout 60 docker pull -q "$default" >/dev/null 2>&1; then
     export "$var=$default"; return 0
   fi
-  say "$default cannot be pulled here; building a local one from this machine's packages"
-  $BIN/python manage.py build_local_images >"$KOYRA_DATA_DIR/local-images.env"
+  say "$default cannot be pulled here; using one built from this machine's packages"
+  if [ -z "${local_images_built:-}" ]; then
+    $BIN/python manage.py build_local_images >"$KOYRA_DATA_DIR/local-images.env"
+    local_images_built=1
+  fi
   export "$var=$(grep "^$var=" "$KOYRA_DATA_DIR/local-images.env" | cut -d= -f2)"
 }
 pick_image KOYRA_REGISTRY_IMAGE registry:2
