@@ -44,6 +44,21 @@ def tags(repo: str) -> list[str]:
     return sorted(json.loads(body).get("tags") or [])
 
 
+def manifest_digest(repo: str, tag: str) -> str | None:
+    """The digest of the manifest a tag points to, or None when there is no such tag."""
+    url = f"http://{settings.KOYRA_REGISTRY}/v2/{repo}/manifests/{tag}"
+    req = urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFEST_TYPES})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 (fixed scheme)
+            return resp.headers.get("Docker-Content-Digest")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise RegistryError(f"reading {repo}:{tag}: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise RegistryError(f"registry {settings.KOYRA_REGISTRY} unreachable: {exc}") from exc
+
+
 def delete_manifest(repo: str, digest: str) -> bool:
     """Delete a manifest (and so every tag on it). False when it was already gone."""
     status, body = _call("DELETE", f"/v2/{repo}/manifests/{digest}")

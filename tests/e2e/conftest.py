@@ -5,6 +5,7 @@ removed afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -19,7 +20,7 @@ import docker
 import pytest
 from django.conf import settings
 
-from deployments import cluster, engine, local_images
+from deployments import cluster, engine, local_images, registry, retention
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,13 +114,33 @@ class Probe:
         return res.output.decode(errors="replace")
 
 
+@pytest.fixture(scope="session")
+def _made_names(cluster_ready, docker_client):
+    """Every app name the session used: at its end, their images leave this engine and the
+    registry, and the registry collects the garbage, so test runs do not fill the disk."""
+    made: list[str] = []
+    yield made
+    for name in made:
+        for image in docker_client.images.list(name=f"{settings.KOYRA_REGISTRY}/{name}"):
+            for tag in image.tags:
+                with contextlib.suppress(docker.errors.APIError):
+                    docker_client.images.remove(tag, force=True)
+        for tag in registry.tags(name):
+            digest = registry.manifest_digest(name, tag)
+            if digest:
+                registry.delete_manifest(name, digest)
+    if made:
+        engine.registry_gc(cluster.REGISTRY_SERVICE, retention.REGISTRY_CONFIG)
+
+
 @pytest.fixture
-def unique_name():
+def unique_name(_made_names):
     made: list[str] = []
 
     def make(prefix: str = "t") -> str:
         name = f"{prefix}-{secrets.token_hex(3)}"
         made.append(name)
+        _made_names.append(name)
         return name
 
     yield make
