@@ -99,16 +99,7 @@ def network_ensure(name: str) -> bool:
     return True
 
 
-def network_remove(name: str) -> None:
-    for net in client().networks.list(names=[name]):
-        if net.name == name:
-            try:
-                net.remove()
-            except docker.errors.APIError as exc:
-                raise _api_error(f"Cannot remove network {name!r}", exc) from exc
-
-
-def image_ensure(ref: str, *, pull_timeout: int = 120) -> None:
+def image_ensure(ref: str) -> None:
     """The image is here, or is pulled now; EngineError says why it cannot be had."""
     try:
         client().images.get(ref)
@@ -272,10 +263,6 @@ def service_tasks(name: str) -> list[dict]:
         return client().api.tasks(filters={"service": name})
     except docker.errors.APIError as exc:
         raise _api_error(f"Cannot list tasks of {name}", exc) from exc
-
-
-def services_list(label: str) -> list[str]:
-    return [s.name for s in client().services.list(filters={"label": label})]
 
 
 def task_logs(name: str, *, marker_label: str, marker: str, tail: int = 40) -> list[str]:
@@ -577,20 +564,16 @@ def push(*, ref: str, on_line: LineCallback) -> str:
 
 
 def image_remove(ref: str) -> bool:
+    """Remove a tag. Forced, because Swarm keeps stopped containers of old tasks (task
+    history) and they hold their image: the tag goes now, the layers once they do. An
+    image a running container uses is never deleted, forced or not."""
     try:
-        client().images.remove(ref, noprune=False)
+        client().images.remove(ref, force=True, noprune=False)
         return True
     except docker.errors.ImageNotFound:
         return False
     except docker.errors.APIError as exc:
         raise _api_error(f"Cannot remove image {ref}", exc) from exc
-
-
-def image_pull(ref: str) -> None:
-    try:
-        client().images.pull(ref)
-    except docker.errors.APIError as exc:
-        raise _api_error(f"Cannot pull {ref}", exc) from exc
 
 
 # --- One-off tasks --------------------------------------------------------------------------

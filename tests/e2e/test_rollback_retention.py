@@ -124,3 +124,35 @@ def test_retention_keeps_the_last_n_releases_and_frees_blobs(
     _serves(host, "r2")
     with pytest.raises(Exception, match="pruned"):
         services.rollback_create(app=app, to=deploys[0])
+
+
+def test_prune_dry_run_says_what_would_go_and_prune_removes_it(
+    worker, cluster_ready, unique_name, make_repo, settings
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    name = unique_name("prune")
+    repo = make_repo()
+    app = _setup(name, repo, cluster_ready["base"], f"{name}.koyra.test", text="p0")
+    first = wait_deploy(services.deploy_create(app=app, trigger="manual"))
+    _release(app, repo, "p1")
+    _release(app, repo, "p2")
+    settings.KOYRA_KEEP_RELEASES = 1  # keeps p2 (live) and p1 (the rollback target)
+
+    out = StringIO()
+    call_command("prune", "--dry-run", stdout=out)
+    text = out.getvalue()
+    assert f"would delete {first.image.pinned}" in text
+    assert "prune (dry run): " in text
+    assert first.commit in registry.tags(name)
+
+    out = StringIO()
+    call_command("prune", stdout=out)
+    assert f"delete {first.image.pinned}" in out.getvalue()
+    assert "freed" in out.getvalue()
+    assert first.commit not in registry.tags(name)
+    assert len(registry.tags(name)) == 2
+    first.image.refresh_from_db()
+    assert first.image.deleted is not None
