@@ -48,6 +48,8 @@ def _git(
     timeout: float = 600,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> str:
+    if should_stop():
+        raise GitError(f"git {args[0]} stopped (cancelled or timed out)")
     proc = subprocess.Popen(
         ["git", *_PROTOCOLS, *args],
         cwd=cwd,
