@@ -32,6 +32,13 @@ def app_create(
         raise ValidationError("A domain is listed twice.")
     if trigger not in dict(App.TRIGGER_CHOICES):
         raise ValidationError(f"Trigger {trigger!r} is not one of: push, workflow_run.")
+    taken = {d: a.name for a in App.objects.exclude(name=name) for d in a.domains}
+    clash = [d for d in domains if d in taken]
+    if clash:
+        raise ValidationError(
+            f"Domain {clash[0]} already routes to the app {taken[clash[0]]!r}; one host name "
+            "can serve one app."
+        )
     if App.objects.filter(name=name).exists():
         raise ValidationError(f"An app named {name!r} already exists; choose another name.")
     secret = _webhook_secret()

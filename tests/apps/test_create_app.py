@@ -82,3 +82,10 @@ def test_a_path_on_the_server_is_refused_unless_allowed(settings):
     settings.KOYRA_ALLOW_FILE_REPOS = True
     _create("shop", "--repo", "file:///srv/other-team/repo")
     assert App.objects.filter(name="shop").exists()
+
+
+def test_a_domain_already_routed_to_another_app_is_refused():
+    _create("shop", "--repo", "https://github.com/a/b", "--domain", "shop.example.com")
+    with pytest.raises(CommandError, match="already routes to the app 'shop'"):
+        _create("shop2", "--repo", "https://github.com/a/c", "--domain", "shop.example.com")
+    assert not App.objects.filter(name="shop2").exists()
