@@ -332,6 +332,7 @@ class _Pipeline:
 
         spec = self._spec(m, image)
         _check_shell(spec, release=bool(m.release))
+        _check_domains(self.app, spec["domains"])
         if m.release:
             self._release(image, m.release, spec)
         return image, spec
@@ -548,6 +549,20 @@ def _secrets_prune(app: App) -> None:
     for s in engine.secrets_list(f"koyra.app={app.name}"):
         if s["name"] not in used:
             engine.secret_remove(s["id"])
+
+
+def _check_domains(app: App, domains: list[str]) -> None:
+    """A host name routes to one app: Traefik would split its traffic between two routers."""
+    others = App.objects.exclude(pk=app.pk)
+    claimed = {d: a.name for a in others for d in a.domains}
+    for d in Deploy.objects.filter(status=Deploy.LIVE).exclude(app=app).select_related("app"):
+        claimed.update({host: d.app.name for host in d.spec.get("domains", [])})
+    for host in domains:
+        if host in claimed:
+            raise DeployFailed(
+                f".paas/app.yaml: run.domains: {host} already routes to the app "
+                f"{claimed[host]!r}; one host name can serve one app"
+            )
 
 
 def _check_shell(spec: dict, *, release: bool) -> None:

@@ -93,3 +93,17 @@ def test_the_healthcheck_path_becomes_an_http_probe_on_the_port():
 def test_an_image_without_a_shell_is_not_wrapped():
     _, s = _spec(shell=False, predeploy=[])
     assert s.command is None and s.args is None
+
+
+def test_a_host_another_app_serves_is_refused_before_the_rollout():
+    from deployments.models import Deploy
+
+    other = AppFactory(name="blog", domains=["blog.example.com"])
+    DeployFactory(
+        app=AppFactory(name="docs"), status=Deploy.LIVE, spec={"domains": ["docs.example.com"]}
+    )
+    me = AppFactory(name="shop")
+    services._check_domains(me, ["shop.example.com"])
+    for host, owner in (("blog.example.com", other.name), ("docs.example.com", "docs")):
+        with pytest.raises(services.DeployFailed, match=f"already routes to the app '{owner}'"):
+            services._check_domains(me, [host])
