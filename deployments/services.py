@@ -85,14 +85,17 @@ def deploy_enqueue(*, deploy_id: int) -> bool:
     return True
 
 
-def deploy_sweep(*, job_exists=None) -> dict[str, int]:
+def deploy_sweep(*, job_exists=None, running_elsewhere=None) -> dict[str, int]:
     """Run by the idle worker: nothing stays building forever, nothing queued is forgotten.
 
-    - active deploys (no job can be running them while the worker is idle) become failed;
+    - active deploys become failed: this worker is idle, so none of them is running, unless
+      another live worker holds its job (two workers by mistake must not fail each other's);
     - queued deploys never handed to Redis, or whose job Redis lost, are enqueued.
     """
     failed = 0
     for d in Deploy.objects.filter(status__in=Deploy.ACTIVE):
+        if running_elsewhere is not None and running_elsewhere(d.pk):
+            continue
         if d.mark_failed(
             "interrupted: the worker stopped while this deploy was running; deploy again"
         ):

@@ -42,7 +42,9 @@ class KoyraWorker(Worker):
         from deployments import retention, services
 
         try:
-            done = services.deploy_sweep(job_exists=self._job_exists)
+            done = services.deploy_sweep(
+                job_exists=self._job_exists, running_elsewhere=self._running_elsewhere
+            )
             if any(done.values()):
                 log.info("sweep: %s", done)
             if retention.prune_due():
@@ -62,6 +64,17 @@ class KoyraWorker(Worker):
             # Recorded, so the next try is a period later rather than at every sweep.
             PruneRun.objects.create(summary=f"prune failed: {exc}")
             log.exception("scheduled prune failed")
+
+    def _running_elsewhere(self, deploy_id: int) -> bool:
+        """Whether another worker, alive (its heartbeat key still in Redis), runs the job."""
+        try:
+            job = Job.fetch(f"deploy-{deploy_id}", connection=self.connection)
+        except NoSuchJobError:
+            return False
+        owner = job.worker_name
+        if job.get_status() != "started" or not owner or owner == self.name:
+            return False
+        return bool(self.connection.exists(self.redis_worker_namespace_prefix + owner))
 
     def _job_exists(self, deploy_id: int) -> bool:
         """Whether Redis still holds a runnable job for the deploy."""

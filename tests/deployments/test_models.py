@@ -87,3 +87,17 @@ def test_rollback_to_a_deploy_that_never_went_live_is_refused():
     failed = DeployFactory(app=app, status=Deploy.FAILED)
     with pytest.raises(ValidationError, match="never went live"):
         services.rollback_create(app=app, to=failed)
+
+
+def test_the_sweep_fails_orphaned_deploys_but_not_one_another_worker_runs(monkeypatch):
+    monkeypatch.setattr(services, "deploy_enqueue", lambda **kw: False)
+    orphan = DeployFactory(status=Deploy.BUILDING)
+    elsewhere = DeployFactory(status=Deploy.DEPLOYING)
+    done = services.deploy_sweep(
+        job_exists=lambda pk: True, running_elsewhere=lambda pk: pk == elsewhere.pk
+    )
+    orphan.refresh_from_db()
+    elsewhere.refresh_from_db()
+    assert done["failed"] == 1
+    assert orphan.status == Deploy.FAILED and "interrupted" in orphan.error
+    assert elsewhere.status == Deploy.DEPLOYING
