@@ -401,7 +401,12 @@ class _Pipeline:
         Deploy.objects.filter(pk=self.deploy.pk).update(image=source.image, commit=source.commit)
         self.deploy.image = source.image
         self._check_secrets(source.spec.get("secrets", []))
-        return source.image, dict(source.spec)
+        spec = dict(source.spec)
+        # The release's own config, with the app's current routing (domains set since).
+        manifest_domains = spec.get("manifest_domains", spec.get("domains", []))
+        spec["domains"] = list(dict.fromkeys([*self.app.domains, *manifest_domains]))
+        _check_domains(self.app, spec["domains"])
+        return source.image, spec
 
     # -- rollout --
 
@@ -419,6 +424,7 @@ class _Pipeline:
             "replicas": m.replicas,
             "healthcheck": m.healthcheck,
             "domains": domains,
+            "manifest_domains": m.domains,
             "memory": m.memory,
             "nano_cpus": m.nano_cpus,
             # Koyra's start wrapper (secrets, predeploy, drain) needs a shell in the image.

@@ -8,8 +8,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.models import App
 from deployments.models import Deploy
-from tests.e2e.conftest import httpd_app
+from tests.e2e.conftest import httpd_app, via_traefik
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -34,9 +35,12 @@ def test_deploy_wait_follows_the_log_and_list_deploys_reports_it(
     assert out.strip().endswith("live")
 
     assert "nothing to cancel" in _run("cancel", name)
+    # A domain added to the app since: a redeploy applies it (current config, same image).
+    App.objects.filter(name=name).update(domains=[f"{name}.koyra.test"])
     out = _run("redeploy", name, "--wait")
     assert "no build" in out and "Step 1/" not in out
     assert out.strip().endswith("live")
+    assert via_traefik(f"{name}.koyra.test") == (200, "hello\n")
 
     rows = json.loads(_run("list_deploys", name, "--json"))
     assert [r["status"] for r in rows] == ["live", "retired"]
