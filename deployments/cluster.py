@@ -48,6 +48,9 @@ def traefik_spec() -> engine.ServiceSpec:
         f"--providers.swarm.network={net}",
         f"--providers.swarm.refreshSeconds={settings.KOYRA_TRAEFIK_REFRESH_SECONDS}",
         "--entryPoints.web.address=:80",
+        # X_Auth_User would reach a WSGI/CGI app as X-Auth-User: drop such aliasing headers
+        # (Traefik 3.7+; its own warning asks for it).
+        "--entryPoints.web.http.aliasHeadersStrategy=delete",
         "--ping=true",
         "--log.level=INFO",
     ]
@@ -56,6 +59,7 @@ def traefik_spec() -> engine.ServiceSpec:
     if settings.KOYRA_ACME_EMAIL:
         args += [
             "--entryPoints.websecure.address=:443",
+            "--entryPoints.websecure.http.aliasHeadersStrategy=delete",
             "--entryPoints.web.http.redirections.entryPoint.to=websecure",
             "--entryPoints.web.http.redirections.entryPoint.scheme=https",
             f"--certificatesResolvers.le.acme.email={settings.KOYRA_ACME_EMAIL}",

@@ -156,6 +156,8 @@ def _ns(seconds: float) -> int:
 
 def _service_kwargs(spec: ServiceSpec) -> dict:
     labels = {**spec.labels, SPEC_HASH_LABEL: spec.fingerprint()}
+    # A host-mode port is held by the old task: a new one could never start first.
+    order = "stop-first" if spec.ports else "start-first"
     kwargs: dict = {
         "name": spec.name,
         "image": spec.image,
@@ -180,13 +182,13 @@ def _service_kwargs(spec: ServiceSpec) -> dict:
         ),
         "update_config": UpdateConfig(
             parallelism=1,
-            order="start-first",
+            order=order,
             failure_action="rollback",
             monitor=_ns(spec.monitor),
             max_failure_ratio=0,
         ),
         "rollback_config": RollbackConfig(
-            parallelism=1, order="start-first", failure_action="pause", monitor=_ns(spec.monitor)
+            parallelism=1, order=order, failure_action="pause", monitor=_ns(spec.monitor)
         ),
         "restart_policy": RestartPolicy(
             condition="none" if spec.job else "any",

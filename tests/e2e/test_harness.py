@@ -13,6 +13,26 @@ from tests.e2e.conftest import via_traefik, wait_for
 pytestmark = pytest.mark.e2e
 
 
+def _converged(name: str) -> bool:
+    """Every task Swarm wants running is running (none stuck pending)."""
+    wanted = [t for t in engine.service_tasks(name) if t["DesiredState"] == "running"]
+    return bool(wanted) and all(t["Status"]["State"] == "running" for t in wanted)
+
+
+def test_a_changed_setting_updates_traefik_in_place(cluster_ready, settings):
+    """Traefik and the registry hold host-mode ports: an update must stop the old task first
+    (start-first would leave the new one pending forever)."""
+    settings.KOYRA_TRAEFIK_REFRESH_SECONDS = settings.KOYRA_TRAEFIK_REFRESH_SECONDS + 1
+    try:
+        assert cluster.cluster_bootstrap(say=lambda s: None)
+        wait_for(lambda: _converged(cluster.TRAEFIK_SERVICE), 60, "Traefik to converge")
+    finally:
+        settings.KOYRA_TRAEFIK_REFRESH_SECONDS -= 1
+        assert cluster.cluster_bootstrap(say=lambda s: None)
+    wait_for(lambda: _converged(cluster.TRAEFIK_SERVICE), 60, "Traefik to converge back")
+    wait_for(lambda: via_traefik("nothing.koyra.test")[0] == 404, 30, "Traefik to answer")
+
+
 def test_bootstrap_is_idempotent(cluster_ready, capsys):
     call_command("bootstrap_cluster")
     out = capsys.readouterr().out
