@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -154,6 +155,13 @@ KOYRA_ACME_EMAIL = _read("KOYRA_ACME_EMAIL", "") or ""
 KOYRA_BASE_URL = (_read("KOYRA_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
 # file:// repositories read the Koyra server's own disk: for tests and single-user setups.
 KOYRA_ALLOW_FILE_REPOS = _bool("KOYRA_ALLOW_FILE_REPOS", False)
+if KOYRA_BASE_URL.startswith("https://"):
+    # Served over TLS (usually behind a proxy that terminates it): cookies only over HTTPS,
+    # the proxy's X-Forwarded-Proto is believed, and the public origin passes CSRF checks.
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    _base = urlsplit(KOYRA_BASE_URL)
+    CSRF_TRUSTED_ORIGINS = [*CSRF_TRUSTED_ORIGINS, f"{_base.scheme}://{_base.netloc}"]
 KOYRA_SWARM_ADVERTISE_ADDR = _read("KOYRA_SWARM_ADVERTISE_ADDR", "") or ""
 # How long one deploy may take, all stages together, before it is stopped and marked failed.
 KOYRA_DEPLOY_TIMEOUT = _int("KOYRA_DEPLOY_TIMEOUT", 30 * 60)
