@@ -32,7 +32,7 @@ def app_create(
         raise ValidationError("A domain is listed twice.")
     if trigger not in dict(App.TRIGGER_CHOICES):
         raise ValidationError(f"Trigger {trigger!r} is not one of: push, workflow_run.")
-    taken = {d: a.name for a in App.objects.exclude(name=name) for d in a.domains}
+    taken = app_domain_owners(exclude=name)
     clash = [d for d in domains if d in taken]
     if clash:
         raise ValidationError(
@@ -54,6 +54,11 @@ def app_create(
     app.full_clean(exclude=["webhook_secret_token"])
     app.save()
     return app, secret
+
+
+def app_domain_owners(*, exclude: str = "") -> dict[str, str]:
+    """Host name -> the app it is configured for (App.domains), except app `exclude`."""
+    return {d: a.name for a in App.objects.exclude(name=exclude) for d in a.domains}
 
 
 def app_regenerate_webhook_secret(*, app: App) -> str:

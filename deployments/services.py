@@ -16,6 +16,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from apps import manifest as manifest_mod
+from apps import services as app_services
 from apps.models import App
 from apps.validators import validate_commit, validate_repo_url
 from deployments import engine, git, live
@@ -562,15 +563,14 @@ def _secrets_prune(app: App) -> None:
 
 def _check_domains(app: App, domains: list[str]) -> None:
     """A host name routes to one app: Traefik would split its traffic between two routers."""
-    others = App.objects.exclude(pk=app.pk)
-    claimed = {d: a.name for a in others for d in a.domains}
+    claimed = app_services.app_domain_owners(exclude=app.name)
     for d in Deploy.objects.filter(status=Deploy.LIVE).exclude(app=app).select_related("app"):
         claimed.update({host: d.app.name for host in d.spec.get("domains", [])})
     for host in domains:
         if host in claimed:
             raise DeployFailed(
-                f".paas/app.yaml: run.domains: {host} already routes to the app "
-                f"{claimed[host]!r}; one host name can serve one app"
+                f"domain {host} already routes to the app {claimed[host]!r}; one host name "
+                "can serve one app (check run.domains in .paas/app.yaml and the app's domains)"
             )
 
 

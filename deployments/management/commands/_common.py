@@ -19,13 +19,11 @@ def follow(stdout, deploy: Deploy, *, poll: float = 0.5) -> Deploy:
     """Print the deploy's log as it grows until the deploy finishes."""
     seq = 0
     while True:
-        deploy.refresh_from_db()
+        deploy.refresh_from_db()  # first: a finished deploy's lines are all stored by now
         for line in LogLine.objects.filter(deploy=deploy, seq__gt=seq).order_by("seq"):
             stdout.write(line.text)
             seq = line.seq
         if deploy.is_finished:
-            for line in LogLine.objects.filter(deploy=deploy, seq__gt=seq).order_by("seq"):
-                stdout.write(line.text)
             return deploy
         time.sleep(poll)
 
