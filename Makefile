@@ -26,9 +26,12 @@ unit: venv
 e2e: venv
 	bash scripts/test.sh tests/e2e
 
+# mypy imports koyra.settings (django-stubs reads the models from Django itself); the settings
+# import without SECRET_KEY or KOYRA_FERNET_KEYS, which only the system checks require.
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: venv
 	$(BIN)/ruff format .
@@ -41,4 +44,4 @@ images: venv
 	$(BIN)/python manage.py build_local_images
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -25,6 +25,7 @@ ensure_swarm || exit 1
 if [ -z "${KOYRA_TEST_SKIP_LINT:-}" ]; then
   $BIN/ruff check . || exit 1
   $BIN/ruff format --check . || exit 1
+  $BIN/mypy || exit 1
 fi
 
 $BIN/pytest "${@:-tests}"
