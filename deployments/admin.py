@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from deployments.models import Deploy, Image, WebhookDelivery
+from deployments.models import Deploy, Image
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -32,10 +32,3 @@ class DeployAdmin(ReadOnlyAdmin):
 class ImageAdmin(ReadOnlyAdmin):
     list_display = ("app", "ref", "digest", "size", "created", "deleted")
     search_fields = ("app__name", "commit", "digest")
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("received", "app", "event", "outcome", "reason", "commit", "delivery_id")
-    list_filter = ("outcome", "event")
-    search_fields = ("app__name", "delivery_id", "commit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import overload
 from urllib.parse import urlsplit
 
 import environ
@@ -13,6 +14,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 
+@overload
+def _read(name: str) -> str | None: ...
+@overload
+def _read(name: str, default: str) -> str: ...
 def _read(name: str, default: str | None = None) -> str | None:
     """The value of X, else the contents of the file named by X_FILE (how Swarm mounts secrets)."""
     if name in os.environ:
@@ -60,6 +65,7 @@ INSTALLED_APPS = [
     "koyra",
     "apps",
     "deployments",
+    "deployments.webhooks",
     "secrets_vault",
 ]
 

@@ -1,4 +1,4 @@
-"""deployments.github: GitHub's webhook signature and payload formats, no database."""
+"""deployments.webhooks.github: GitHub's webhook signature and payload formats, no database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from deployments import github
+from deployments.webhooks import github
 
 # GitHub's published test vector ("Validating webhook deliveries").
 VECTOR_SECRET = "It's a Secret to Everybody"

@@ -12,11 +12,14 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 
 from apps.validators import COMMIT_RE, validate_commit
 
+Payload = dict[str, Any]
+T = TypeVar("T")
 ZERO_SHA = "0" * 40
 _SIGNATURE_RE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 
@@ -51,7 +54,7 @@ def signature_is_valid(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected, f"sha256={m.group(1).lower()}".encode())
 
 
-def load(body: bytes) -> dict:
+def load(body: bytes) -> Payload:
     """The JSON object in a webhook body, or PayloadError."""
     try:
         payload = json.loads(body)
@@ -66,7 +69,7 @@ def load(body: bytes) -> dict:
 
 
 def decide(
-    *, event: str, payload: dict, branch: str, trigger: str, repo_full_name: str
+    *, event: str, payload: Payload, branch: str, trigger: str, repo_full_name: str
 ) -> Decision:
     """What a verified delivery of `event` means for an app on `branch` with `trigger`."""
     if event == "ping":
@@ -86,7 +89,7 @@ def _trigger_event(trigger: str) -> str:
     return "push" if trigger == "push" else "a successful workflow_run (CI)"
 
 
-def _ping(payload: dict, trigger: str) -> Decision:
+def _ping(payload: Payload, trigger: str) -> Decision:
     # The ping carries the hook's configuration: say so now if it will never deploy.
     events = _get(payload, "hook", dict, required=False).get("events") or []
     if isinstance(events, list) and events and "*" not in events and trigger not in events:
@@ -98,7 +101,7 @@ def _ping(payload: dict, trigger: str) -> Decision:
     return Decision(False, "ping: the webhook reaches Koyra")
 
 
-def _push(payload: dict, branch: str, trigger: str) -> Decision:
+def _push(payload: Payload, branch: str, trigger: str) -> Decision:
     ref = _get(payload, "ref", str)
     after = _get(payload, "after", str)
     commit = _sha_or_blank(after)
@@ -119,7 +122,7 @@ def _push(payload: dict, branch: str, trigger: str) -> Decision:
     return Decision(True, f"push to {ref}", _commit(after, "after"))
 
 
-def _workflow_run(payload: dict, branch: str, trigger: str, repo_full_name: str) -> Decision:
+def _workflow_run(payload: Payload, branch: str, trigger: str, repo_full_name: str) -> Decision:
     run = _get(payload, "workflow_run", dict)
     sha = run.get("head_sha")
     title = f"workflow run {run.get('name') or run.get('id') or ''}".rstrip()
@@ -135,7 +138,7 @@ def _workflow_run(payload: dict, branch: str, trigger: str, repo_full_name: str)
     return Decision(True, f"{title} succeeded on {branch}", _commit(sha, "workflow_run.head_sha"))
 
 
-def _workflow_run_refusal(payload: dict, run: dict, branch: str, repo_full_name: str) -> str:
+def _workflow_run_refusal(payload: Payload, run: Payload, branch: str, repo_full_name: str) -> str:
     """Why a workflow_run must not deploy, or "" when it should."""
     action = _get(payload, "action", str)
     if action != "completed":
@@ -157,7 +160,7 @@ def _workflow_run_refusal(payload: dict, run: dict, branch: str, repo_full_name:
     return ""
 
 
-def _get(payload: dict, key: str, kind: type, *, required: bool = True):
+def _get(payload: Payload, key: str, kind: type[T], *, required: bool = True) -> T:
     value = payload.get(key)
     if isinstance(value, kind):
         return value
@@ -166,14 +169,14 @@ def _get(payload: dict, key: str, kind: type, *, required: bool = True):
     raise PayloadError(f"the payload's {key!r} is missing or not a {kind.__name__}")
 
 
-def _sha_or_blank(value) -> str:
+def _sha_or_blank(value: object) -> str:
     """A commit worth recording on an ignored delivery: a real SHA, else nothing."""
     return value if isinstance(value, str) and COMMIT_RE.match(value) and value != ZERO_SHA else ""
 
 
-def _commit(sha, field: str) -> str:
+def _commit(sha: object, field: str) -> str:
     try:
         validate_commit(sha if isinstance(sha, str) else "")
     except ValidationError:
         raise PayloadError(f"{field} is not a full commit SHA: {str(sha)[:60]!r}") from None
-    return sha
+    return str(sha)

@@ -9,9 +9,9 @@ from django.db import IntegrityError, transaction
 
 from apps import services as app_services
 from apps.models import App
-from deployments import github
 from deployments import services as deploy_services
-from deployments.models import WebhookDelivery
+from deployments.webhooks import github
+from deployments.webhooks.models import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ def webhook_receive(*, app: App, event: str, delivery_id: str, payload: bytes) -
     if not _DELIVERY_ID_RE.fullmatch(delivery_id or ""):
         reason = "no usable X-GitHub-Delivery header, so a redelivery could not be told apart"
         return _record(app=app, event=event, outcome=WebhookDelivery.REFUSED, reason=reason)
+    decision: github.Decision | None = None
     try:
         decision = github.decide(
             event=event,
@@ -45,7 +46,6 @@ def webhook_receive(*, app: App, event: str, delivery_id: str, payload: bytes) -
             repo_full_name=app.repo_full_name,
         )
     except github.PayloadError as exc:
-        decision = None
         outcome, commit, reason = WebhookDelivery.REFUSED, "", f"malformed payload: {exc}"
     else:
         outcome = WebhookDelivery.ACCEPTED if decision.deploy else WebhookDelivery.IGNORED

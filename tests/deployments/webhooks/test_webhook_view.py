@@ -20,8 +20,9 @@ from django.db import connection
 from django.test import Client
 
 from apps import services as app_services
-from deployments import github
-from deployments.models import Deploy, WebhookDelivery
+from deployments.models import Deploy
+from deployments.webhooks import github
+from deployments.webhooks.models import WebhookDelivery
 from tests.factories import AppFactory
 
 SECRET = "webhook-secret"  # what AppFactory encrypts
@@ -213,7 +214,7 @@ def test_a_push_to_the_branch_queues_a_deploy_of_its_commit(
     assert resp.status_code == 202
     assert resp.json() == {"status": "queued", "deploy": deploy.pk}
     assert (deploy.app, deploy.commit, deploy.trigger) == (app, SHA, "push")
-    assert deploy.status == Deploy.QUEUED
+    assert deploy.status == Deploy.Status.QUEUED
     assert len(callbacks) == 1  # the enqueue, once the rows are committed
     d = only_delivery()
     assert (d.delivery_id, d.app, d.event, d.commit) == ("d-1", app, "push", SHA)
@@ -595,7 +596,7 @@ def test_it_answers_202_at_once_when_redis_is_down(client, caplog):
     assert resp.status_code == 202
     deploy = Deploy.objects.get()
     # Still queued and not handed over: the worker's sweep enqueues it once Redis is back.
-    assert (deploy.status, deploy.enqueued) == (Deploy.QUEUED, None)
+    assert (deploy.status, deploy.enqueued) == (Deploy.Status.QUEUED, None)
     assert f"deploy {deploy.pk} stays queued until Redis is reachable" in caplog.text
 
 

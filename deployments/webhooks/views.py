@@ -9,8 +9,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from apps.models import App
-from deployments import webhook_services
-from deployments.models import WebhookDelivery
+from deployments.webhooks import services as webhook_services
+from deployments.webhooks.models import WebhookDelivery
 from secrets_vault.crypto import VaultError
 
 log = logging.getLogger(__name__)
@@ -27,22 +27,9 @@ def github_webhook(request: HttpRequest, name: str) -> JsonResponse:
     body = _read_body(request)
     if body is None:
         return _refuse(413, f"the body is over {webhook_services.MAX_BODY_BYTES} bytes")
-    signature = request.headers.get("X-Hub-Signature-256")
-    try:
-        valid = webhook_services.webhook_verify(app=app, body=body, signature=signature)
-    except VaultError:
-        # Fail closed, but say why: a key problem on this side, not a bad signature.
-        log.error("webhook for %s: its secret does not decrypt (KOYRA_FERNET_KEYS)", app.name)
-        return _refuse(500, "the app's webhook secret cannot be decrypted on this server")
-    if not valid:
-        # Nothing is recorded for an unauthenticated request: anyone can send one.
-        log.warning(
-            "webhook for %s refused: missing or wrong X-Hub-Signature-256 (delivery %r from %s)",
-            app.name,
-            request.headers.get("X-GitHub-Delivery", "")[:100],
-            request.META.get("REMOTE_ADDR"),
-        )
-        return _refuse(403, "missing or wrong X-Hub-Signature-256 signature")
+    refusal = _check_signature(request, app, body)
+    if refusal is not None:
+        return refusal
     delivery = webhook_services.webhook_receive(
         app=app,
         event=request.headers.get("X-GitHub-Event", ""),
@@ -50,6 +37,27 @@ def github_webhook(request: HttpRequest, name: str) -> JsonResponse:
         payload=body,
     )
     return _answer(delivery)
+
+
+def _check_signature(request: HttpRequest, app: App, body: bytes) -> JsonResponse | None:
+    """The refusal for a body without a valid X-Hub-Signature-256, or None when it is valid."""
+    signature = request.headers.get("X-Hub-Signature-256")
+    try:
+        valid = webhook_services.webhook_verify(app=app, body=body, signature=signature)
+    except VaultError:
+        # Fail closed, but say why: a key problem on this side, not a bad signature.
+        log.error("webhook for %s: its secret does not decrypt (KOYRA_FERNET_KEYS)", app.name)
+        return _refuse(500, "the app's webhook secret cannot be decrypted on this server")
+    if valid:
+        return None
+    # Nothing is recorded for an unauthenticated request: anyone can send one.
+    log.warning(
+        "webhook for %s refused: missing or wrong X-Hub-Signature-256 (delivery %r from %s)",
+        app.name,
+        request.headers.get("X-GitHub-Delivery", "")[:100],
+        request.META.get("REMOTE_ADDR"),
+    )
+    return _refuse(403, "missing or wrong X-Hub-Signature-256 signature")
 
 
 def _read_body(request: HttpRequest) -> bytes | None:

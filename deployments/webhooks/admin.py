@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from deployments.admin import ReadOnlyAdmin
+from deployments.webhooks.models import WebhookDelivery
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("received", "app", "event", "outcome", "reason", "commit", "delivery_id")
+    list_filter = ("outcome", "event")
+    search_fields = ("app__name", "delivery_id", "commit")
