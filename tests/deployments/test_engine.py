@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployments import engine
+from deployments.boundaries import engine
 
 
 def _task(tid, marker, state, desired="running", err=""):

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from deployments import git
+from deployments.boundaries import git
 
 
 def _run(repo, *args):

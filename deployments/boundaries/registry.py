@@ -50,7 +50,8 @@ def manifest_digest(repo: str, tag: str) -> str | None:
     req = urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFEST_TYPES})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 (fixed scheme)
-            return resp.headers.get("Docker-Content-Digest")
+            digest: str | None = resp.headers.get("Docker-Content-Digest")
+            return digest
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None

@@ -96,18 +96,21 @@ def clone_at(
     """Check out exactly `commit` of `url` into `dest` (created), shallow where the server
     allows fetching by SHA, full otherwise. Returns the checked-out SHA."""
     dest.mkdir(parents=True, exist_ok=False)
-    kw = {"cwd": dest, "timeout": timeout, "should_stop": should_stop}
-    _git(["init", "--quiet", "."], **kw)
-    _git(["remote", "add", "origin", "--", url], **kw)
+
+    def git_in_dest(args: list[str]) -> str:
+        return _git(args, cwd=dest, timeout=timeout, should_stop=should_stop)
+
+    git_in_dest(["init", "--quiet", "."])
+    git_in_dest(["remote", "add", "origin", "--", url])
     try:
-        _git(["fetch", "--quiet", "--depth", "1", "origin", "--", commit], **kw)
+        git_in_dest(["fetch", "--quiet", "--depth", "1", "origin", "--", commit])
     except GitError:
         if should_stop():
             raise
         # Servers that refuse a fetch by SHA: take every branch, then find the commit.
-        _git(["fetch", "--quiet", "origin", "--", "+refs/heads/*:refs/remotes/origin/*"], **kw)
-    _git(["checkout", "--quiet", "--detach", commit, "--"], **kw)
-    head = _git(["rev-parse", "HEAD"], **kw).strip()
+        git_in_dest(["fetch", "--quiet", "origin", "--", "+refs/heads/*:refs/remotes/origin/*"])
+    git_in_dest(["checkout", "--quiet", "--detach", commit, "--"])
+    head = git_in_dest(["rev-parse", "HEAD"]).strip()
     if head != commit:
         raise GitError(f"checked out {head} instead of {commit}")
     return head

@@ -16,9 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 
 import docker
 import docker.errors
+import docker.models.secrets
 import requests.exceptions
 import urllib3.exceptions
 from docker.types import (
@@ -71,8 +73,7 @@ def swarm_ensure(*, advertise_addr: str = "") -> str:
     if state == "active":
         return "already in a swarm"
     try:
-        kwargs = {"advertise_addr": advertise_addr} if advertise_addr else {}
-        client().swarm.init(**kwargs)
+        client().swarm.init(advertise_addr=advertise_addr or None)
     except docker.errors.APIError as exc:
         raise _api_error(
             "docker swarm init failed (set KOYRA_SWARM_ADVERTISE_ADDR to this node's address "
@@ -137,10 +138,10 @@ class ServiceSpec:
     constraints: list[str] = field(default_factory=list)
     memory: int | None = None  # bytes
     nano_cpus: int | None = None
-    healthcheck: dict | None = None  # {"test": [...], "interval": s, "timeout": s, ...}
+    healthcheck: dict[str, Any] | None = None  # {"test": [...], "interval": s, ...}
     monitor: int = 5  # seconds Swarm watches each updated task for failure
     stop_grace: int = 10
-    secrets: list[dict] = field(default_factory=list)  # [{"id", "name", "file"}]
+    secrets: list[dict[str, str]] = field(default_factory=list)  # [{"id", "name", "file"}]
     restart_max_attempts: int | None = None
     job: bool = False  # a one-off task (replicated-job): runs once, never restarted
 
@@ -154,11 +155,12 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
 
 
-def _service_kwargs(spec: ServiceSpec) -> dict:
+def _service_kwargs(spec: ServiceSpec) -> dict[str, Any]:
     labels = {**spec.labels, SPEC_HASH_LABEL: spec.fingerprint()}
     # A host-mode port is held by the old task: a new one could never start first.
-    order = "stop-first" if spec.ports else "start-first"
-    kwargs: dict = {
+    order: Literal["start-first", "stop-first"] = "stop-first" if spec.ports else "start-first"
+    ports = {p: (t, "tcp", "host") for p, t in spec.ports.items()}
+    kwargs: dict[str, Any] = {
         "name": spec.name,
         "image": spec.image,
         "labels": labels,
@@ -177,9 +179,8 @@ def _service_kwargs(spec: ServiceSpec) -> dict:
         "stop_grace_period": _ns(spec.stop_grace),
         # dnsrr: Swarm's IPVS routing mesh does not work everywhere (and Traefik talks to task
         # IPs directly), so no VIP; host-mode ports for anything published.
-        "endpoint_spec": EndpointSpec(
-            mode="dnsrr", ports={p: (t, "tcp", "host") for p, t in spec.ports.items()}
-        ),
+        # types-docker wants str port numbers; the Engine API (and docker-py) takes ints.
+        "endpoint_spec": EndpointSpec(mode="dnsrr", ports=ports),  # type: ignore[arg-type]
         "update_config": UpdateConfig(
             parallelism=1,
             order=order,
@@ -215,10 +216,11 @@ def _service_kwargs(spec: ServiceSpec) -> dict:
     return kwargs
 
 
-def service_get(name: str) -> dict | None:
+def service_get(name: str) -> dict[str, Any] | None:
     """The service's attrs, or None."""
     try:
-        return client().services.get(name).attrs
+        attrs: dict[str, Any] = client().services.get(name).attrs
+        return attrs
     except docker.errors.NotFound:
         return None
     except docker.errors.APIError as exc:
@@ -260,9 +262,10 @@ def service_remove(name: str) -> bool:
         raise _api_error(f"Cannot remove service {name}", exc) from exc
 
 
-def service_tasks(name: str) -> list[dict]:
+def service_tasks(name: str) -> list[dict[str, Any]]:
     try:
-        return client().api.tasks(filters={"service": name})
+        tasks: list[dict[str, Any]] = client().api.tasks(filters={"service": name})
+        return tasks
     except docker.errors.APIError as exc:
         raise _api_error(f"Cannot list tasks of {name}", exc) from exc
 
@@ -293,7 +296,7 @@ class Rollout:
     task_errors: list[str] = field(default_factory=list)
 
 
-def _task_summary(t: dict) -> str:
+def _task_summary(t: dict[str, Any]) -> str:
     st = t.get("Status", {})
     err = st.get("Err") or st.get("Message") or ""
     return f"task {t.get('ID', '')[:12]}: {st.get('State')} {err}".strip()
@@ -372,7 +375,7 @@ class _Abortable:
     the daemon stops a build whose client went away."""
 
     def __init__(self) -> None:
-        self.response = None
+        self.response: requests.Response | None = None
         self.aborted = False
 
     def abort(self) -> None:
@@ -405,13 +408,14 @@ def _watch(should_stop: Callable[[], bool], handle: _Abortable, done: threading.
 def _streaming_api(handle: _Abortable) -> docker.APIClient:
     """A private API client whose streaming responses `handle` can cut."""
     api = docker.from_env(timeout=3600, version=client().api.api_version).api
-    original = api._stream_helper
+    # A private method, so types-docker does not declare it.
+    original: Callable[..., Any] = api._stream_helper  # type: ignore[attr-defined]
 
-    def _keep(response, decode=False):
+    def _keep(response: requests.Response, decode: bool = False) -> Any:
         handle.response = response
         return original(response, decode=decode)
 
-    api._stream_helper = _keep
+    api._stream_helper = _keep  # type: ignore[attr-defined]  # as above
     return api
 
 
@@ -452,7 +456,7 @@ def build(
     done = threading.Event()
     threading.Thread(target=_watch, args=(should_stop, handle, done), daemon=True).start()
     api = _streaming_api(handle)
-    image_id = None
+    image_id: str | None = None
     out = _LineBuffer(on_line)
     try:
         stream = api.build(
@@ -499,9 +503,10 @@ def build(
     return image_id
 
 
-def image_inspect(ref: str) -> dict:
+def image_inspect(ref: str) -> dict[str, Any]:
     try:
-        return client().api.inspect_image(ref)
+        attrs: dict[str, Any] = client().api.inspect_image(ref)
+        return attrs
     except docker.errors.APIError as exc:
         raise _api_error(f"Cannot inspect image {ref}", exc) from exc
 
@@ -540,7 +545,7 @@ def push(*, ref: str, on_line: LineCallback) -> str:
     """Push to the registry, reading every chunk: an error inside a 200 stream is a failure.
     Returns the registry's digest of the manifest."""
     repo, _, tag = ref.rpartition(":")
-    digest = None
+    digest: str | None = None
     last_status: dict[str, str] = {}
     try:
         for chunk in client().api.push(repo, tag=tag, stream=True, decode=True):
@@ -611,15 +616,21 @@ def run_job(
         service_remove(spec.name)
 
 
-def _container_id(task: dict) -> str | None:
-    return (task.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
+def _container_id(task: dict[str, Any]) -> str | None:
+    cid: str | None = (task.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
+    return cid
 
 
-def _task_ended(task: dict) -> bool:
+def _task_ended(task: dict[str, Any]) -> bool:
     return task.get("Status", {}).get("State") in ("complete", "failed", "rejected", "shutdown")
 
 
-def _job_task(name: str, should_stop, deadline: float, ready: Callable[[dict], object]) -> dict:
+def _job_task(
+    name: str,
+    should_stop: Callable[[], bool],
+    deadline: float,
+    ready: Callable[[dict[str, Any]], object],
+) -> dict[str, Any]:
     while True:
         tasks = service_tasks(name)
         for t in tasks:
@@ -632,7 +643,7 @@ def _job_task(name: str, should_stop, deadline: float, ready: Callable[[dict], o
         time.sleep(0.3)
 
 
-def _follow_logs(container_id: str, on_line: LineCallback, should_stop) -> None:
+def _follow_logs(container_id: str, on_line: LineCallback, should_stop: Callable[[], bool]) -> None:
     """Stream a container's output until it exits; kill it when should_stop says so."""
     try:
         container = client().containers.get(container_id)
@@ -668,15 +679,23 @@ def secret_ensure(name: str, value: str, labels: dict[str, str]) -> str:
     names are versioned by the caller, so an existing one already holds this value."""
     for s in client().secrets.list(filters={"name": name}):
         if s.name == name:
-            return s.id
+            return _secret_id(s)
     try:
-        return client().secrets.create(name=name, data=value.encode(), labels=labels).id
+        return _secret_id(client().secrets.create(name=name, data=value.encode(), labels=labels))
     except docker.errors.APIError as exc:
         # The value is never part of the message; Docker's own error text does not carry it.
         raise _api_error(f"Cannot create Swarm secret {name}", exc) from exc
 
 
-def secrets_list(label: str) -> list[dict]:
+def _secret_id(secret: docker.models.secrets.Secret) -> str:
+    # docker-py's models read the id from attrs and so type it as optional; the engine always
+    # sends one for a secret it lists or has just created.
+    if secret.id is None:
+        raise EngineError(f"Docker returned Swarm secret {secret.name} without an id")
+    return secret.id
+
+
+def secrets_list(label: str) -> list[dict[str, Any]]:
     return [
         {"id": s.id, "name": s.name, "labels": s.attrs["Spec"].get("Labels", {})}
         for s in client().secrets.list(filters={"label": label})
@@ -702,7 +721,7 @@ def disk_usage(volume: str) -> dict[str, int]:
         df = client().df()
     except docker.errors.APIError as exc:
         raise _api_error("Cannot read disk usage", exc) from exc
-    vol = next((v for v in df.get("Volumes") or [] if v["Name"] == volume), {})
+    vol: dict[str, Any] = next((v for v in df.get("Volumes") or [] if v["Name"] == volume), {})
     cache = sum(b.get("Size", 0) for b in df.get("BuildCache") or [])
     return {
         "images": int(df.get("LayersSize") or 0),
@@ -742,7 +761,8 @@ def registry_gc(service: str, config: str) -> str:
     if not containers:
         raise EngineError(f"no running container of {service} on this node to collect garbage")
     res = containers[0].exec_run(["/bin/registry", "garbage-collect", "--delete-untagged", config])
-    out = res.output.decode(errors="replace").strip().splitlines()
+    output = cast(bytes, res.output)  # not streamed: the whole output at once
+    out = output.decode(errors="replace").strip().splitlines()
     if res.exit_code != 0:
         raise EngineError(f"registry garbage-collect failed: {' '.join(out[-3:])}")
     return out[-1] if out else ""
