@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -11,8 +10,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps import services
 from apps.forms import AppForm
 from apps.models import App
+from deployments import selectors
 from deployments import services as deploys
-from deployments.models import Deploy
 from deployments.templatetags import deploys as timeline
 from secrets_vault.forms import SecretForm
 
@@ -37,22 +36,9 @@ def _render(request, template: str, context: dict, partial: str):
 @require_GET
 @login_required
 def app_list(request):
-    deploys_of_app = Deploy.objects.filter(app=OuterRef("pk"))
-    last = deploys_of_app.order_by("-created", "-id")
-    live = deploys_of_app.filter(status=Deploy.LIVE)
-    apps = list(
-        App.visible_qs(request.user)
-        .annotate(
-            last_id=Subquery(last.values("pk")[:1]),
-            last_status=Subquery(last.values("status")[:1]),
-            last_created=Subquery(last.values("created")[:1]),
-            live_id=Subquery(live.values("pk")[:1]),
-            live_commit=Subquery(live.values("commit")[:1]),
-        )
-        .order_by("name")
-    )
-    pending = any(a.last_status in Deploy.PENDING for a in apps)
-    return _render(request, "apps/list.html", {"apps": apps, "pending": pending}, "rows")
+    apps = selectors.app_rows(App.visible_qs(request.user))
+    context = {"apps": apps, "pending": selectors.any_pending(apps)}
+    return _render(request, "apps/list.html", context, "rows")
 
 
 @require_http_methods(["GET", "POST"])
@@ -81,16 +67,11 @@ def app_new(request):
 @login_required
 def app_detail(request, name: str):
     app = _get_app_for_user(request, name)
-    live = deploys.live_deploy(app)
-    stack = deploys.release_stack(app) if live else []
-    history = list(app.deploys.all()[:30])
+    overview = selectors.app_overview(app)
     context = {
         "app": app,
-        "live": live,
-        "deploys": history,
-        "longest": max((timeline.total_seconds(d) for d in history), default=0),
-        "pending": app.deploys.filter(status__in=Deploy.PENDING).exists(),
-        "rollback_to": stack[-2] if len(stack) >= 2 else None,
+        **overview,
+        "longest": max((timeline.total_seconds(d) for d in overview["deploys"]), default=0),
         "secrets": app.secrets.only("key", "updated"),  # never the tokens
         "secret_form": SecretForm(),
         "deliveries": app.deliveries.all()[:20],

@@ -23,7 +23,8 @@ setup_django()
 from django.conf import settings  # noqa: E402
 
 from apps.services import app_create  # noqa: E402
-from deployments import cluster, engine, local_images, services  # noqa: E402
+from deployments import cluster, local_images, pipeline  # noqa: E402
+from deployments.boundaries import engine  # noqa: E402
 from deployments.models import Deploy  # noqa: E402
 
 MANIFEST = """\
@@ -70,9 +71,9 @@ def main() -> None:
                 git(repo, "commit", "-q", "-m", label)
                 d = Deploy.objects.create(app=app, trigger="manual")
                 t = time.perf_counter()
-                d = services.deploy_run(deploy_id=d.pk)
+                d = pipeline.deploy_run(deploy_id=d.pk)
                 total = time.perf_counter() - t
-                assert d.status == Deploy.LIVE, d.error
+                assert d.status == Deploy.Status.LIVE, d.error
                 rows.append((label, total, d.stage_seconds()))
         finally:
             engine.service_remove(app.service_name)

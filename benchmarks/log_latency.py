@@ -1,5 +1,5 @@
 """How fast a log line reaches a dashboard viewer. A separate writer process (as the worker
-is) stores lines with deployments.live.DeployLog, which relays each over the Redis channel
+is) stores lines with deployments.logstream.DeployLog, which relays each over the Redis channel
 layer; the websocket consumer of the real ASGI app (session auth, origin check) renders and
 sends them. Paced lines give the latency (each line carries its write time); a burst gives
 the throughput, with every line accounted for once and in order. Target: p99 well under 1 s.
@@ -25,7 +25,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from apps.services import app_create  # noqa: E402
-from deployments import live  # noqa: E402
+from deployments import logstream  # noqa: E402
 from deployments.models import Deploy  # noqa: E402
 from koyra.asgi import application  # noqa: E402
 
@@ -36,7 +36,7 @@ LINE = re.compile(r'data-seq="(\d+)".*?(?:t=([0-9.]+))?<', re.S)
 
 def writer(deploy_id: int, n: int, pace: float) -> None:
     """The worker's side: store n lines, each stamped with its write time."""
-    log = live.DeployLog(Deploy.objects.get(pk=deploy_id))
+    log = logstream.DeployLog(Deploy.objects.get(pk=deploy_id))
     for i in range(n):
         log.line(f"line {i} t={time.time():.6f} " + "x" * 60)
         if pace:
@@ -48,7 +48,7 @@ def _setup():
     app, _ = app_create(
         name=f"bench-log-{int(time.time())}", repo_url="https://github.com/a/b", owner=user
     )
-    deploy = Deploy.objects.create(app=app, trigger="manual", status=Deploy.BUILDING)
+    deploy = Deploy.objects.create(app=app, trigger="manual", status=Deploy.Status.BUILDING)
     client = Client()
     client.force_login(user)
     return deploy, client.cookies["sessionid"].value

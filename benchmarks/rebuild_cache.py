@@ -15,7 +15,8 @@ from _common import setup_django, write_section
 
 setup_django()
 
-from deployments import engine, local_images  # noqa: E402
+from deployments import local_images  # noqa: E402
+from deployments.boundaries import engine  # noqa: E402
 
 DEPS_SECONDS = 4
 

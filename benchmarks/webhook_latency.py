@@ -20,7 +20,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 from apps.services import app_create  # noqa: E402
-from deployments import github  # noqa: E402
+from deployments.webhooks import github  # noqa: E402
 
 N = 200
 

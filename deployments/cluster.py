@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from deployments import engine
+from deployments.boundaries import engine
 
 REGISTRY_SERVICE = "koyra-registry"
 TRAEFIK_SERVICE = "koyra-traefik"

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from deployments import fragments, live
+from deployments import fragments, logstream
 from deployments.models import Deploy, LogLine
 
 REFUSED = 4403  # before accept: the handshake is refused (daphne answers 403)
@@ -21,11 +22,11 @@ def _may_see(user, pk: int) -> bool:
 
 
 @database_sync_to_async
-def _lines(pk: int, after: int, upto: int | None = None) -> list[dict]:
+def _lines(pk: int, after: int, upto: int | None = None) -> list[dict[str, Any]]:
     qs = LogLine.objects.filter(deploy_id=pk, seq__gt=after)
     if upto is not None:
         qs = qs.filter(seq__lte=upto)
-    return list(qs.order_by("seq").values("seq", "text"))
+    return [dict(row) for row in qs.order_by("seq").values("seq", "text")]
 
 
 @database_sync_to_async
@@ -60,7 +61,7 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
         if not await _may_see(self.scope.get("user"), self.pk):
             await self.close(code=REFUSED)
             return
-        self.group = live.group_name(self.pk)
+        self.group = logstream.group_name(self.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.sent = _after(self.scope)

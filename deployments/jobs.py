@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import logging
 
-from deployments import services
+from deployments import logstream, pipeline
 from deployments.models import Deploy
+from deployments.transitions import transition
 
 log = logging.getLogger(__name__)
 
 
 def run_deploy(deploy_id: int) -> str:
     try:
-        return services.deploy_run(deploy_id=deploy_id).status
+        return pipeline.deploy_run(deploy_id=deploy_id).status
     except BaseException as exc:  # includes RQ's JobTimeoutException and SystemExit on kill
         deploy = Deploy.objects.filter(pk=deploy_id).first()
-        if deploy is not None and deploy.mark_failed(
-            f"internal error: {type(exc).__name__}: {exc}"
-        ):
-            from deployments import live
-
-            live.DeployLog(deploy)(f"!! internal error: {type(exc).__name__}")
-            live.status_changed(deploy)
+        if deploy is not None:
+            transition(
+                deploy,
+                Deploy.Status.FAILED,
+                reason=f"internal error: {type(exc).__name__}: {exc}",
+                log=logstream.DeployLog(deploy),
+                line=f"!! internal error: {type(exc).__name__}",
+            )
         log.exception("deploy %s crashed", deploy_id)
         raise

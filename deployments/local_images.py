@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from deployments import engine
+from deployments.boundaries import engine
 
 REGISTRY_TAG = "koyra-local/registry:2"
 TRAEFIK_TAG = "koyra-local/traefik:3"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 
@@ -28,41 +30,31 @@ class Image(models.Model):
 
 
 class Deploy(models.Model):
-    QUEUED = "queued"
-    BUILDING = "building"
-    PUSHING = "pushing"
-    RELEASING = "releasing"
-    DEPLOYING = "deploying"
-    LIVE = "live"
-    FAILED = "failed"
-    SUPERSEDED = "superseded"
-    CANCELLED = "cancelled"
-    RETIRED = "retired"
-    STATUS_CHOICES = [
-        (s, s)
-        for s in (
-            QUEUED,
-            BUILDING,
-            PUSHING,
-            RELEASING,
-            DEPLOYING,
-            LIVE,
-            FAILED,
-            SUPERSEDED,
-            CANCELLED,
-            RETIRED,
-        )
-    ]
-    ACTIVE = (BUILDING, PUSHING, RELEASING, DEPLOYING)
-    PENDING = (QUEUED, *ACTIVE)
-    FINISHED = (LIVE, FAILED, SUPERSEDED, CANCELLED, RETIRED)
+    class Status(models.TextChoices):
+        # Labels equal the values: the status is shown (and scripted against) as it is stored.
+        QUEUED = "queued", "queued"
+        BUILDING = "building", "building"
+        PUSHING = "pushing", "pushing"
+        RELEASING = "releasing", "releasing"
+        DEPLOYING = "deploying", "deploying"
+        LIVE = "live", "live"
+        FAILED = "failed", "failed"
+        SUPERSEDED = "superseded", "superseded"
+        CANCELLED = "cancelled", "cancelled"
+        RETIRED = "retired", "retired"
+
+    ACTIVE = (Status.BUILDING, Status.PUSHING, Status.RELEASING, Status.DEPLOYING)
+    PENDING = (Status.QUEUED, *ACTIVE)
+    FINISHED = (Status.LIVE, Status.FAILED, Status.SUPERSEDED, Status.CANCELLED, Status.RETIRED)
+    # Triggers that build an image; the others re-apply a recorded release.
+    BUILD_TRIGGERS = ("push", "workflow_run", "manual")
 
     TRIGGERS = ["push", "workflow_run", "manual", "redeploy", "rollback"]
 
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="deploys")
     commit = models.CharField(max_length=40, blank=True)  # resolved at clone when blank
     trigger = models.CharField(max_length=20, choices=[(t, t) for t in TRIGGERS])
-    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=QUEUED)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     image = models.ForeignKey(
         Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="deploys"
     )
@@ -107,7 +99,7 @@ class Deploy(models.Model):
     def start_stage(self, stage: str, status: str | None = None) -> bool:
         stages = dict(self.stages)
         stages[stage] = {"started": timezone.now().isoformat()}
-        fields = {"stages": stages}
+        fields: dict[str, Any] = {"stages": stages}
         if self.started is None:
             fields["started"] = timezone.now()
         return self._move(status or self.status, allowed=self.PENDING, **fields)
@@ -130,22 +122,26 @@ class Deploy(models.Model):
         return out
 
     def mark_live(self) -> bool:
-        return self._move(self.LIVE, allowed=self.ACTIVE, error="")
+        return self._move(self.Status.LIVE, allowed=self.ACTIVE, error="")
 
     def mark_failed(self, reason: str) -> bool:
-        return self._move(self.FAILED, allowed=self.PENDING, error=reason[:4000])
+        return self._move(self.Status.FAILED, allowed=self.PENDING, error=reason[:4000])
 
     def mark_superseded(self, by: Deploy) -> bool:
         return self._move(
-            self.SUPERSEDED, allowed=(self.QUEUED,), error=f"superseded by deploy #{by.pk}"
+            self.Status.SUPERSEDED,
+            allowed=(self.Status.QUEUED,),
+            error=f"superseded by deploy #{by.pk}",
         )
 
     def mark_cancelled(self) -> bool:
-        return self._move(self.CANCELLED, allowed=self.PENDING, error="cancelled by a user")
+        return self._move(self.Status.CANCELLED, allowed=self.PENDING, error="cancelled by a user")
 
     def mark_retired(self) -> bool:
         # `finished` keeps the moment it went live: rollback history is ordered by it.
-        return self._move(self.RETIRED, allowed=(self.LIVE,), finished=models.F("finished"))
+        return self._move(
+            self.Status.RETIRED, allowed=(self.Status.LIVE,), finished=models.F("finished")
+        )
 
     @property
     def log_text(self) -> str:
@@ -166,31 +162,6 @@ class LogLine(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.deploy_id}:{self.seq}"
-
-
-class WebhookDelivery(models.Model):
-    ACCEPTED = "accepted"
-    IGNORED = "ignored"
-    REFUSED = "refused"
-    DUPLICATE = "duplicate"
-    OUTCOMES = [(o, o) for o in (ACCEPTED, IGNORED, REFUSED, DUPLICATE)]
-
-    # GitHub's X-GitHub-Delivery; blank only for refused requests that carried none.
-    delivery_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
-    app = models.ForeignKey(App, null=True, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.CharField(max_length=50, blank=True)
-    commit = models.CharField(max_length=40, blank=True)
-    outcome = models.CharField(max_length=20, choices=OUTCOMES)
-    reason = models.CharField(max_length=500, blank=True)
-    deploy = models.ForeignKey(Deploy, null=True, blank=True, on_delete=models.SET_NULL)
-    received = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-received", "-id"]
-        verbose_name_plural = "webhook deliveries"
-
-    def __str__(self) -> str:
-        return f"{self.event} {self.outcome} ({self.delivery_id or 'no id'})"
 
 
 class PruneRun(models.Model):

@@ -11,9 +11,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.models import App
-from deployments import cluster, engine, registry
+from deployments import cluster, selectors
+from deployments.boundaries import engine, registry
 from deployments.models import Deploy, Image, PruneRun
-from deployments.services import release_root, release_stack
 
 log = logging.getLogger(__name__)
 REGISTRY_CONFIG = "/etc/docker/registry/config.yml"
@@ -24,16 +24,16 @@ def retention_plan(*, app: App, keep: int | None = None) -> tuple[list[Image], l
     keep = settings.KOYRA_KEEP_RELEASES if keep is None else keep
     images = list(app.images.filter(deleted__isnull=True).order_by("-created"))
     keep_ids: set[int] = set()
-    went_live = app.deploys.filter(status__in=(Deploy.LIVE, Deploy.RETIRED)).order_by(
+    went_live = app.deploys.filter(status__in=(Deploy.Status.LIVE, Deploy.Status.RETIRED)).order_by(
         "-finished", "-id"
     )
     recent: list[int] = []
     for d in went_live.select_related("source"):
-        image_id = release_root(d).image_id or d.image_id
+        image_id = selectors.release_root(d).image_id or d.image_id
         if image_id and image_id not in recent:
             recent.append(image_id)
     keep_ids.update(recent[:keep])
-    stack = release_stack(app)
+    stack = selectors.release_stack(app)
     keep_ids.update(d.image_id for d in stack[-2:] if d.image_id)  # live + rollback target
     for d in app.deploys.filter(status__in=Deploy.PENDING).select_related("source"):
         keep_ids.update(i for i in (d.image_id, d.source and d.source.image_id) if i)

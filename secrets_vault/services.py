@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -33,13 +34,18 @@ def secret_values(*, app: App, keys: list[str] | None = None) -> dict[str, str]:
     qs = Secret.objects.filter(app=app)
     if keys is not None:
         qs = qs.filter(key__in=keys)
-        missing = sorted(set(keys) - set(qs.values_list("key", flat=True)))
-        if missing:
-            raise ValidationError(
-                f"The manifest needs secret(s) with no value set: {', '.join(missing)}. "
-                f"Set each with: python manage.py set_secret {app.name} KEY (value on stdin)."
-            )
+        secrets_require(app=app, keys=keys, present=qs.values_list("key", flat=True))
     return {s.key: _decrypt(app, s) for s in qs}
+
+
+def secrets_require(*, app: App, keys: Iterable[str], present: Iterable[str]) -> None:
+    """ValidationError naming each of `keys` that is not among the `present` secret names."""
+    missing = sorted(set(keys) - set(present))
+    if missing:
+        raise ValidationError(
+            f"The manifest needs secret(s) with no value set: {', '.join(missing)}. "
+            f"Set each with: python manage.py set_secret {app.name} KEY (value on stdin)."
+        )
 
 
 def _decrypt(app: App, secret: Secret) -> str:

@@ -13,7 +13,7 @@ class Cast:
         self.member = UserFactory(username="bob")
         self.outsider = UserFactory(username="charlie")
         self.staff = UserFactory(username="root", is_staff=True)
-        self.app = AppFactory(name="shop", owner=self.owner)
+        self.app = AppFactory.create(name="shop", owner=self.owner)
         self.app.members.add(self.member)
 
 

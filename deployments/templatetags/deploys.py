@@ -41,7 +41,7 @@ def stage_segments(deploy: Deploy, now: datetime | None = None) -> list[Segment]
             if not deploy.is_finished:
                 state = "running"
             else:
-                state = "failed" if deploy.status == Deploy.FAILED else "stopped"
+                state = "failed" if deploy.status == Deploy.Status.FAILED else "stopped"
             out.append(Segment(name, round(secs, 2), state))
     return out
 

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from apps.models import App
 from deployments import services
-from deployments.models import Deploy, WebhookDelivery
+from deployments.models import Deploy
+from deployments.webhooks.models import WebhookDelivery
 from secrets_vault import crypto
 from secrets_vault.services import secret_set
 from tests import base
@@ -37,10 +38,10 @@ def _no_redis(monkeypatch):
 
 def _went_live(app, commit: str, *, ago: int = 0) -> Deploy:
     image = ImageFactory(app=app, commit=commit)
-    d = DeployFactory(
-        app=app, commit=commit, image=image, status=Deploy.DEPLOYING, spec={"image": "x"}
+    d = DeployFactory.create(
+        app=app, commit=commit, image=image, status=Deploy.Status.DEPLOYING, spec={"image": "x"}
     )
-    for old in app.deploys.filter(status=Deploy.LIVE):
+    for old in app.deploys.filter(status=Deploy.Status.LIVE):
         old.mark_retired()
     assert d.mark_live()
     Deploy.objects.filter(pk=d.pk).update(finished=timezone.now() - timedelta(minutes=ago))
@@ -86,7 +87,7 @@ def test_apps_list_shows_status_live_commit_domains_and_last_deploy(client, cast
     cast.app.domains = ["shop.example.com", "www.shop.example.com"]
     cast.app.save()
     live = _went_live(cast.app, "1" * 40, ago=60)
-    DeployFactory(app=cast.app, commit="2" * 40, status=Deploy.BUILDING)
+    DeployFactory(app=cast.app, commit="2" * 40, status=Deploy.Status.BUILDING)
     client.force_login(cast.owner)
     html = client.get("/apps/").content.decode()
     row = html.split('data-app="shop"')[1].split("</tr>")[0]
@@ -108,14 +109,14 @@ def test_apps_list_says_never_deployed(client, cast):
 def test_apps_list_query_count_does_not_grow_with_apps(client, cast, django_assert_num_queries):
     client.force_login(cast.owner)
     _went_live(cast.app, "1" * 40)
-    DeployFactory(app=cast.app, status=Deploy.FAILED)
+    DeployFactory(app=cast.app, status=Deploy.Status.FAILED)
     with django_assert_num_queries(3):  # session, user, the apps with their deploy facts
         resp = client.get("/apps/")
     assert resp.status_code == 200
     for i in range(5):
         app = AppFactory(name=f"app-{i}", owner=cast.owner)
         _went_live(app, f"{i}" * 40)
-        DeployFactory(app=app, status=Deploy.QUEUED)
+        DeployFactory(app=app, status=Deploy.Status.QUEUED)
     with django_assert_num_queries(3):
         resp = client.get("/apps/")
     assert resp.content.decode().count('class="app"') == 6
@@ -236,7 +237,7 @@ def test_app_page_shows_live_image_history_with_stage_timeline_secrets_and_deliv
     running = DeployFactory(
         app=cast.app,
         commit="3" * 40,
-        status=Deploy.BUILDING,
+        status=Deploy.Status.BUILDING,
         stages={"clone": {"started": timezone.now().isoformat()}},
     )
     secret_set(app=cast.app, key="DATABASE_URL", value="postgres://u:hunter2@db/shop")
@@ -280,7 +281,7 @@ def test_app_page_without_a_live_deploy_offers_only_deploy(client, cast):
 
 
 def test_app_page_escapes_what_users_and_webhooks_wrote(client, cast):
-    DeployFactory(app=cast.app, status=Deploy.FAILED, error="<script>alert(1)</script>")
+    DeployFactory(app=cast.app, status=Deploy.Status.FAILED, error="<script>alert(1)</script>")
     WebhookDelivery.objects.create(
         app=cast.app,
         delivery_id="d-2",
@@ -324,7 +325,7 @@ def test_buttons_are_404_for_an_outsider(client, cast, action):
     assert client.post(f"/apps/shop/{action}/").status_code == 404
     assert list(Deploy.objects.all()) == [queued]
     queued.refresh_from_db()
-    assert queued.status == Deploy.QUEUED
+    assert queued.status == Deploy.Status.QUEUED
 
 
 def test_buttons_check_the_csrf_token(cast):
@@ -344,7 +345,7 @@ def test_deploy_button_queues_a_manual_deploy(
     with django_capture_on_commit_callbacks(execute=True):
         resp = client.post("/apps/shop/deploy/")
     deploy = Deploy.objects.get()
-    assert (deploy.app, deploy.trigger, deploy.status) == (cast.app, "manual", Deploy.QUEUED)
+    assert (deploy.app, deploy.trigger, deploy.status) == (cast.app, "manual", Deploy.Status.QUEUED)
     assert deploy.commit == ""  # the branch head, resolved when it runs
     assert resp.status_code == 302 and resp["Location"] == f"/deploys/{deploy.pk}/"
     assert _no_redis == [deploy.pk]
@@ -392,16 +393,16 @@ def test_cancel_button_cancels_the_queued_deploy(client, cast):
     client.force_login(cast.owner)
     resp = client.post("/apps/shop/cancel/")
     queued.refresh_from_db()
-    assert queued.status == Deploy.CANCELLED
+    assert queued.status == Deploy.Status.CANCELLED
     assert resp["Location"] == f"/deploys/{queued.pk}/"
 
 
 def test_cancel_button_asks_a_running_deploy_to_stop(client, cast):
-    running = DeployFactory(app=cast.app, status=Deploy.BUILDING)
+    running = DeployFactory(app=cast.app, status=Deploy.Status.BUILDING)
     client.force_login(cast.owner)
     client.post("/apps/shop/cancel/")
     running.refresh_from_db()
-    assert running.cancel_requested and running.status == Deploy.BUILDING
+    assert running.cancel_requested and running.status == Deploy.Status.BUILDING
 
 
 def test_cancel_with_nothing_to_cancel_says_so(client, cast):

@@ -1,5 +1,5 @@
 """The live log websocket, through the real ASGI application (origin check, session auth,
-routing) on the in-memory channel layer, fed by deployments.live as the worker feeds it."""
+routing) on the in-memory channel layer, fed by deployments.logstream as the worker feeds it."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from deployments import live
+from deployments import logstream
 from deployments.models import Deploy, LogLine
+from deployments.transitions import transition
 from koyra.asgi import application
 from tests import base
 from tests.factories import DeployFactory
@@ -31,8 +32,8 @@ def _fast_passwords(settings):
 
 @pytest.fixture
 def running(cast) -> Deploy:
-    d = DeployFactory(app=cast.app, status=Deploy.BUILDING)
-    log = live.DeployLog(d)
+    d = DeployFactory.create(app=cast.app, status=Deploy.Status.BUILDING)
+    log = logstream.DeployLog(d)
     log("one")
     log("two <script>alert(1)</script>")
     return d
@@ -64,7 +65,7 @@ def _emit(deploy: Deploy, *texts: str):
     """Lines stored and relayed the way the worker does it."""
 
     def run():
-        log = live.DeployLog(Deploy.objects.get(pk=deploy.pk))
+        log = logstream.DeployLog(Deploy.objects.get(pk=deploy.pk))
         for t in texts:
             log(t)
 
@@ -106,8 +107,7 @@ def test_status_and_stage_changes_are_pushed_and_a_finished_deploy_closes(cast, 
 
         def push_started():
             d = Deploy.objects.get(pk=running.pk)
-            d.start_stage("push", Deploy.PUSHING)
-            live.status_changed(d)
+            transition(d, Deploy.Status.PUSHING, stage="push")
 
         await database_sync_to_async(push_started)()
         summary = await comm.receive_from()
@@ -117,9 +117,8 @@ def test_status_and_stage_changes_are_pushed_and_a_finished_deploy_closes(cast, 
         def goes_live():
             d = Deploy.objects.get(pk=running.pk)
             d.finish_stage("push")
-            d.mark_live()
-            live.DeployLog(d)("live: every task runs sha256:abc")
-            live.status_changed(d)
+            log, line = logstream.DeployLog(d), "live: every task runs sha256:abc"
+            transition(d, Deploy.Status.LIVE, log=log, line=line)
 
         await database_sync_to_async(goes_live)()
         assert _seqs(await comm.receive_from()) == [3]
@@ -168,7 +167,7 @@ def test_a_line_relayed_twice_is_sent_once(cast, running):
         assert seqs == [1, 2]
         layer = get_channel_layer()
         await layer.group_send(
-            live.group_name(running.pk), {"type": "log.line", "seq": 2, "text": "two"}
+            logstream.group_name(running.pk), {"type": "log.line", "seq": 2, "text": "two"}
         )
         await comm.receive_nothing()
         await _emit(running, "three")

@@ -5,7 +5,7 @@ from unittest.mock import patch
 import pytest
 from django.core.cache import cache
 
-from deployments import engine
+from deployments.boundaries import engine
 from deployments.models import PruneRun
 from tests import base
 
@@ -17,7 +17,7 @@ def _fresh_cache():
     cache.clear()
 
 
-@patch("deployments.engine.disk_usage", autospec=True)
+@patch("deployments.boundaries.engine.disk_usage", autospec=True)
 def test_it_shows_images_registry_and_build_cache(disk_usage, client, cast):
     disk_usage.return_value = {"images": 3 * 1024**3, "registry": 512 * 1024**2, "build_cache": 0}
     PruneRun.objects.create(summary="prune: 2 image(s) deleted; freed 40.0 MB")
@@ -31,7 +31,7 @@ def test_it_shows_images_registry_and_build_cache(disk_usage, client, cast):
     assert disk_usage.call_count == 1  # cached: the engine is not asked on every view
 
 
-@patch("deployments.engine.disk_usage", autospec=True)
+@patch("deployments.boundaries.engine.disk_usage", autospec=True)
 def test_an_engine_that_does_not_answer_is_said_not_a_500(disk_usage, client, cast):
     disk_usage.side_effect = engine.EngineError("Cannot reach the Docker engine")
     client.force_login(cast.member)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployments import services
+from deployments import pipeline, swarm_spec
+from deployments.release_spec import ReleaseSpec
 from tests.factories import AppFactory, DeployFactory
 
 pytestmark = pytest.mark.django_db
@@ -30,14 +31,19 @@ SPEC = {
     "nano_cpus": 500_000_000,
     "shell": True,
 }
-REF = {"id": "sid", "name": "koyra-shop-abc", "file": "koyra-DATABASE_URL", "key": "DATABASE_URL"}
+REF = swarm_spec.SecretRef(
+    id="sid", name="koyra-shop-abc", file="koyra-DATABASE_URL", key="DATABASE_URL"
+)
 
 
 def _spec(**over):
     app = AppFactory(name="shop")
     deploy = DeployFactory(app=app)
-    return deploy, services.service_spec(
-        app=app, deploy=deploy, spec={**SPEC, **over}, secret_refs=[REF]
+    return deploy, swarm_spec.service_spec(
+        app=app,
+        deploy_id=deploy.pk,
+        spec=ReleaseSpec.from_json({**SPEC, **over}),
+        secret_refs=[REF],
     )
 
 
@@ -100,10 +106,12 @@ def test_a_host_another_app_serves_is_refused_before_the_rollout():
 
     other = AppFactory(name="blog", domains=["blog.example.com"])
     DeployFactory(
-        app=AppFactory(name="docs"), status=Deploy.LIVE, spec={"domains": ["docs.example.com"]}
+        app=AppFactory(name="docs"),
+        status=Deploy.Status.LIVE,
+        spec={"domains": ["docs.example.com"]},
     )
     me = AppFactory(name="shop")
-    services._check_domains(me, ["shop.example.com"])
+    pipeline._check_domains(me, ["shop.example.com"])
     for host, owner in (("blog.example.com", other.name), ("docs.example.com", "docs")):
-        with pytest.raises(services.DeployFailed, match=f"already routes to the app '{owner}'"):
-            services._check_domains(me, [host])
+        with pytest.raises(pipeline.DeployFailed, match=f"already routes to the app '{owner}'"):
+            pipeline._check_domains(me, [host])

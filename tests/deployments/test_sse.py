@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.test import AsyncClient
 from django.utils import timezone
 
-from deployments import live
+from deployments import logstream
 from deployments.models import Deploy
 from tests import base
 from tests.factories import DeployFactory
@@ -26,8 +26,8 @@ def _fast_passwords(settings):
 
 def _deploy(cast, status: str, *texts: str, finished_ago: int | None = 3600) -> Deploy:
     finished = timezone.now() - timedelta(seconds=finished_ago) if finished_ago else None
-    d = DeployFactory(app=cast.app, status=status, finished=finished)
-    log = live.DeployLog(d)
+    d = DeployFactory.create(app=cast.app, status=status, finished=finished)
+    log = logstream.DeployLog(d)
     for t in texts:
         log(t)
     return d
@@ -65,7 +65,7 @@ class Reader:
         return event
 
     async def events(self, kind: str, n: int) -> list[dict]:
-        out = []
+        out: list[dict] = []
         while len(out) < n:
             e = await self.next()
             assert e is not None, f"stream ended after {out}"
@@ -74,14 +74,14 @@ class Reader:
         return out
 
     async def rest(self) -> list[dict]:
-        out = []
+        out: list[dict] = []
         while (e := await self.next()) is not None:
             out.append(e)
         return out
 
 
 def test_a_finished_deploy_streams_its_whole_log_then_its_status_and_ends(cast):
-    d = _deploy(cast, Deploy.FAILED, "one", "<script>alert(1)</script>", "!! boom")
+    d = _deploy(cast, Deploy.Status.FAILED, "one", "<script>alert(1)</script>", "!! boom")
     client = _client(cast.member)
 
     async def scenario():
@@ -108,7 +108,7 @@ def test_a_finished_deploy_streams_its_whole_log_then_its_status_and_ends(cast):
     "how", [{"headers": {"Last-Event-ID": "2"}}, {"query": "?after=2"}], ids=["header", "query"]
 )
 def test_it_resumes_after_the_last_event_id(cast, how):
-    d = _deploy(cast, Deploy.LIVE, "one", "two", "three", "four")
+    d = _deploy(cast, Deploy.Status.LIVE, "one", "two", "three", "four")
     client = _client(cast.owner)
 
     async def scenario():
@@ -123,14 +123,14 @@ def test_it_resumes_after_the_last_event_id(cast, how):
 
 
 def test_a_running_deploy_streams_new_lines_and_status_changes_until_it_finishes(cast):
-    d = _deploy(cast, Deploy.BUILDING, "one", finished_ago=None)
+    d = _deploy(cast, Deploy.Status.BUILDING, "one", finished_ago=None)
     client = _client(cast.owner)
 
     def worker_goes_on():
-        log = live.DeployLog(d)
+        log = logstream.DeployLog(d)
         log("two")
         log("three")
-        d.start_stage("push", Deploy.PUSHING)
+        d.start_stage("push", Deploy.Status.PUSHING)
 
     def worker_finishes():
         d.mark_live()
@@ -161,7 +161,7 @@ def test_a_running_deploy_streams_new_lines_and_status_changes_until_it_finishes
     "who,status", [("owner", 200), ("member", 200), ("staff", 200), ("outsider", 404)]
 )
 def test_stream_access(cast, who, status):
-    d = _deploy(cast, Deploy.LIVE, "one")
+    d = _deploy(cast, Deploy.Status.LIVE, "one")
     client = _client(getattr(cast, who))
 
     async def scenario():
@@ -174,7 +174,7 @@ def test_stream_access(cast, who, status):
 
 
 def test_stream_needs_a_login(cast):
-    d = _deploy(cast, Deploy.LIVE, "one")
+    d = _deploy(cast, Deploy.Status.LIVE, "one")
 
     async def scenario():
         resp = await _client().get(f"/deploys/{d.pk}/logs/stream")

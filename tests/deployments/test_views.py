@@ -5,7 +5,7 @@ import re
 import pytest
 from django.utils import timezone
 
-from deployments import fragments, live
+from deployments import fragments, logstream
 from deployments.models import Deploy
 from tests import base
 from tests.factories import DeployFactory, ImageFactory
@@ -42,11 +42,11 @@ def deploy(cast):
         app=cast.app,
         commit="c" * 40,
         image=image,
-        status=Deploy.LIVE,
+        status=Deploy.Status.LIVE,
         stages=STAGES,
         finished=timezone.now(),
     )
-    log = live.DeployLog(d)
+    log = logstream.DeployLog(d)
     for text in ("==> clone", "Step 1/4 : FROM busybox", "", "live: every task runs sha256:b"):
         log(text)
     return d
@@ -89,7 +89,7 @@ def test_a_running_deploy_page_follows_the_websocket(client, cast):
     d = DeployFactory(
         app=cast.app,
         commit="",
-        status=Deploy.BUILDING,
+        status=Deploy.Status.BUILDING,
         stages={"clone": {"started": timezone.now().isoformat()}},
     )
     client.force_login(cast.member)
@@ -103,8 +103,8 @@ def test_a_running_deploy_page_follows_the_websocket(client, cast):
 
 
 def test_log_lines_and_errors_are_escaped(client, cast):
-    d = DeployFactory(app=cast.app, status=Deploy.FAILED, error="<b>bold</b> failure")
-    live.DeployLog(d)("<script>alert('x')</script> & more")
+    d = DeployFactory(app=cast.app, status=Deploy.Status.FAILED, error="<b>bold</b> failure")
+    logstream.DeployLog(d)("<script>alert('x')</script> & more")
     client.force_login(cast.owner)
     html = client.get(f"/deploys/{d.pk}/").content.decode()
     assert "<script>alert" not in html
@@ -141,7 +141,7 @@ def test_the_static_files_are_vendored_not_from_a_cdn(client, cast, deploy):
 def test_the_stage_a_failed_deploy_stopped_in_is_marked_failed(client, cast):
     d = DeployFactory(
         app=cast.app,
-        status=Deploy.FAILED,
+        status=Deploy.Status.FAILED,
         error="build failed",
         stages={
             "clone": STAGES["clone"],

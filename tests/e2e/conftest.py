@@ -20,7 +20,8 @@ import docker
 import pytest
 from django.conf import settings
 
-from deployments import cluster, engine, local_images, registry, retention
+from deployments import cluster, local_images, retention
+from deployments.boundaries import engine, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -64,7 +64,7 @@ def test_deploy_wait_exits_non_zero_when_the_deploy_fails(
     _run("create_app", name, "--repo", repo.url)
     with pytest.raises(CommandError, match="ended failed"):
         _run("deploy", name, "--wait")
-    assert Deploy.objects.get(app__name=name).status == Deploy.FAILED
+    assert Deploy.objects.get(app__name=name).status == Deploy.Status.FAILED
     with pytest.raises(CommandError, match="40"):
         _run("deploy", name, "--commit", "HEAD")
     with pytest.raises(CommandError, match="No app named"):

@@ -77,7 +77,9 @@ def _shoot(page, name: str) -> None:
 
 def _deploy_id(page) -> int:
     expect(page).to_have_url(re.compile(r"/deploys/\d+/$"))
-    return int(re.search(r"/deploys/(\d+)/$", page.url).group(1))
+    m = re.search(r"/deploys/(\d+)/$", page.url)
+    assert m is not None, page.url
+    return int(m.group(1))
 
 
 def _log_seqs(page) -> list[int]:
@@ -92,7 +94,7 @@ def _wait_live_without_reload(page, deploy_id: int) -> Deploy:
     expect(page.locator("#log")).to_contain_text("live: every task runs")
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
     deploy = Deploy.objects.get(pk=deploy_id)
-    assert deploy.status == Deploy.LIVE, deploy.log_text
+    assert deploy.status == Deploy.Status.LIVE, deploy.log_text
     stored = list(LogLine.objects.filter(deploy=deploy).values_list("seq", flat=True))
     assert _log_seqs(page) == stored  # every line, in order, none twice
     return deploy

@@ -7,7 +7,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from deployments import cluster, engine
+from deployments import cluster
+from deployments.boundaries import engine
 from tests.e2e.conftest import via_traefik, wait_for
 
 pytestmark = pytest.mark.e2e

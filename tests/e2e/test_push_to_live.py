@@ -8,7 +8,8 @@ import time
 import pytest
 
 from apps import services as app_services
-from deployments import engine, services
+from deployments import services
+from deployments.boundaries import engine
 from deployments.models import Deploy
 from tests.e2e.conftest import httpd_app, via_traefik, wait_deploy, wait_for
 
@@ -71,7 +72,7 @@ def test_v1_then_v2_serves_through_traefik_with_no_failed_request(
     app = _app(name, repo)
 
     d1 = wait_deploy(services.deploy_create(app=app, trigger="manual"))
-    assert d1.status == Deploy.LIVE, d1.log_text
+    assert d1.status == Deploy.Status.LIVE, d1.log_text
     assert d1.commit == v1
     assert d1.image.digest.startswith("sha256:")
     assert d1.image.size > 0
@@ -85,7 +86,7 @@ def test_v1_then_v2_serves_through_traefik_with_no_failed_request(
     repo.commit({"index.html": "v2\n"}, "v2")
     with Hammer(host, {"v1", "v2"}) as hammer:
         d2 = wait_deploy(services.deploy_create(app=app, trigger="manual"))
-        assert d2.status == Deploy.LIVE, d2.log_text
+        assert d2.status == Deploy.Status.LIVE, d2.log_text
         wait_for(lambda: via_traefik(host) == (200, "v2\n"), 30, "v2 through Traefik")
         time.sleep(3)  # the old task drains and stops while requests keep coming
     assert hammer.failures == [], hammer.failures[:5]
@@ -94,8 +95,8 @@ def test_v1_then_v2_serves_through_traefik_with_no_failed_request(
     log = d2.log_text
     assert "Using cache" in log.split("COPY index.html")[0].split("RUN mkdir")[1]
     d1.refresh_from_db()
-    assert d1.status == Deploy.RETIRED
-    assert list(app.deploys.filter(status=Deploy.LIVE)) == [d2]
+    assert d1.status == Deploy.Status.RETIRED
+    assert list(app.deploys.filter(status=Deploy.Status.LIVE)) == [d2]
 
 
 def test_release_runs_once_and_predeploy_runs_in_each_container_before_the_app(
@@ -120,7 +121,7 @@ run:
     repo.commit(files)
     app = _app(name, repo)
     d = wait_deploy(services.deploy_create(app=app, trigger="manual"))
-    assert d.status == Deploy.LIVE, d.log_text
+    assert d.status == Deploy.Status.LIVE, d.log_text
     ran = [line for line in d.log_text.splitlines() if line.startswith("release-ran-")]
     assert len(ran) == 1, d.log_text
     assert "release" in d.stage_seconds()
@@ -147,15 +148,17 @@ def test_three_deploys_back_to_back_supersede_the_middle_one(
     first = services.deploy_create(app=app, commit=c1, trigger="manual")
     c2 = repo.commit({"index.html": "two\n"}, "2")
     c3 = repo.commit({"index.html": "three\n"}, "3")
-    wait_for(lambda: Deploy.objects.get(pk=first.pk).status != Deploy.QUEUED, 30, "first start")
+    wait_for(
+        lambda: Deploy.objects.get(pk=first.pk).status != Deploy.Status.QUEUED, 30, "first start"
+    )
     middle = services.deploy_create(app=app, commit=c2, trigger="manual")
     newest = services.deploy_create(app=app, commit=c3, trigger="manual")
     wait_deploy(newest)
     for d in (first, middle):
         d.refresh_from_db()
-    assert middle.status == Deploy.SUPERSEDED
-    assert newest.status == Deploy.LIVE, newest.log_text
-    assert first.status == Deploy.RETIRED
+    assert middle.status == Deploy.Status.SUPERSEDED
+    assert newest.status == Deploy.Status.LIVE, newest.log_text
+    assert first.status == Deploy.Status.RETIRED
     assert not middle.log_lines.exists()  # never built
 
 
@@ -174,13 +177,13 @@ def test_an_image_without_a_shell_runs_its_own_command_unwrapped(
     repo.commit({"Dockerfile": dockerfile, "index.html": "distroless\n"})
     app = _app(name, repo)
     d = wait_deploy(services.deploy_create(app=app, trigger="manual"))
-    assert d.status == Deploy.LIVE, d.log_text
+    assert d.status == Deploy.Status.LIVE, d.log_text
     assert "distroless" in probe.get(f"tasks.{name}_web", 8000)
     spec = engine.service_get(f"{name}_web")["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert "Command" not in spec  # the image's ENTRYPOINT and CMD, exactly
 
     repo.commit({".paas/app.yaml": "predeploy: [echo hi]\n"})
     d2 = wait_deploy(services.deploy_create(app=app, trigger="manual"))
-    assert d2.status == Deploy.FAILED
+    assert d2.status == Deploy.Status.FAILED
     assert "no /bin/sh" in d2.error and "predeploy steps" in d2.error
     assert "rollout" not in d2.stages

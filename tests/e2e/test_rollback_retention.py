@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from apps import services as app_services
-from deployments import engine, registry, retention, services
+from deployments import retention, services
+from deployments.boundaries import engine, registry
 from deployments.models import Deploy
 from tests.e2e.conftest import httpd_app, via_traefik, wait_deploy, wait_for
 
@@ -27,7 +28,7 @@ def _setup(name, repo, base, host, text="v0"):
 def _release(app, repo, text) -> Deploy:
     repo.commit({"index.html": f"{text}\n"}, text)
     d = wait_deploy(services.deploy_create(app=app, trigger="manual"))
-    assert d.status == Deploy.LIVE, d.log_text
+    assert d.status == Deploy.Status.LIVE, d.log_text
     return d
 
 
@@ -48,7 +49,7 @@ def test_rollback_serves_the_previous_release_without_a_build_and_walks_further_
     _serves(host, "v2")
 
     r1 = wait_deploy(services.rollback_create(app=app))
-    assert r1.status == Deploy.LIVE, r1.log_text
+    assert r1.status == Deploy.Status.LIVE, r1.log_text
     assert (r1.trigger, r1.source_id, r1.image_id) == ("rollback", v1.pk, v1.image_id)
     assert "Step 1/" not in r1.log_text and "==> build" not in r1.log_text
     assert "==> clone" not in r1.log_text
@@ -56,10 +57,10 @@ def test_rollback_serves_the_previous_release_without_a_build_and_walks_further_
     assert {t["Spec"]["ContainerSpec"]["Image"] for t in running} == {v1.image.pinned}
     _serves(host, "v1")
     v2.refresh_from_db()
-    assert v2.status == Deploy.RETIRED
+    assert v2.status == Deploy.Status.RETIRED
 
     r2 = wait_deploy(services.rollback_create(app=app))
-    assert r2.status == Deploy.LIVE, r2.log_text
+    assert r2.status == Deploy.Status.LIVE, r2.log_text
     assert r2.source_id == v0.pk  # one further back, not back to v2
     _serves(host, "v0")
 
@@ -79,10 +80,10 @@ def test_rollback_to_an_unhealthy_release_fails_and_keeps_the_current_one(
         spec={**v0.spec, "healthcheck": {**v0.spec["healthcheck"], "path": "/gone.html"}}
     )
     r = wait_deploy(services.rollback_create(app=app))
-    assert r.status == Deploy.FAILED, r.log_text
+    assert r.status == Deploy.Status.FAILED, r.log_text
     assert "rollout failed" in r.error
     v1.refresh_from_db()
-    assert v1.status == Deploy.LIVE
+    assert v1.status == Deploy.Status.LIVE
     _serves(host, "v1")
 
 
@@ -104,7 +105,7 @@ def test_retention_keeps_the_last_n_releases_and_frees_blobs(
             {"Dockerfile": dockerfile, "blob.bin": f"{i}" * 200_000, "index.html": f"r{i}\n"}
         )
         d = wait_deploy(services.deploy_create(app=app, trigger="manual"))
-        assert d.status == Deploy.LIVE, d.log_text
+        assert d.status == Deploy.Status.LIVE, d.log_text
         deploys.append(d)
     assert settings.KOYRA_KEEP_RELEASES == 10
     tags = registry.tags(name)
@@ -120,7 +121,7 @@ def test_retention_keeps_the_last_n_releases_and_frees_blobs(
 
     oldest_kept = deploys[-10]
     r = wait_deploy(services.rollback_create(app=app, to=oldest_kept))
-    assert r.status == Deploy.LIVE, r.log_text
+    assert r.status == Deploy.Status.LIVE, r.log_text
     _serves(host, "r2")
     with pytest.raises(Exception, match="pruned"):
         services.rollback_create(app=app, to=deploys[0])

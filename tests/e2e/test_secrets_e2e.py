@@ -14,7 +14,8 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 
 from apps import services as app_services
-from deployments import engine, services
+from deployments import services
+from deployments.boundaries import engine
 from deployments.models import Deploy
 from secrets_vault import services as vault
 from secrets_vault.models import Secret
@@ -93,6 +94,7 @@ def _app_env(container) -> dict[str, str]:
 
 def _service_image(app) -> str:
     attrs = engine.service_get(app.service_name)
+    assert attrs is not None, f"no service {app.service_name}"
     return attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
 
 
@@ -120,7 +122,7 @@ def test_a_secret_reaches_the_app_and_nothing_else(vault_app, docker_client):
     value = _value()
     vault.secret_set(app=app, key="API_TOKEN", value=value)
     d = _deploy(app)
-    assert d.status == Deploy.LIVE, d.log_text
+    assert d.status == Deploy.Status.LIVE, d.log_text
 
     # In the app's own environment (the wrapper exported it from Swarm's tmpfs file)...
     container = _task_container(docker_client, app, d)
@@ -170,20 +172,20 @@ def test_a_token_under_a_wrong_key_fails_the_deploy_and_v1_keeps_serving(
     value = _value()
     vault.secret_set(app=app, key="API_TOKEN", value=value)
     d1 = _deploy(app)
-    assert d1.status == Deploy.LIVE, d1.log_text
+    assert d1.status == Deploy.Status.LIVE, d1.log_text
 
     foreign = Fernet(Fernet.generate_key()).encrypt(value.encode()).decode()
     Secret.objects.filter(app=app, key="API_TOKEN").update(token=foreign)
     repo.commit({"index.html": "v2\n"}, "v2")
     d2 = _deploy(app)
 
-    assert d2.status == Deploy.FAILED, d2.log_text
+    assert d2.status == Deploy.Status.FAILED, d2.log_text
     assert "API_TOKEN" in d2.error and "KOYRA_FERNET_KEYS" in d2.error
     assert "decrypt" in d2.error
     assert "Step 1/" not in d2.log_text  # failed closed before the build
     assert value not in d2.log_text + d2.error and foreign not in d2.log_text + d2.error
     d1.refresh_from_db()
-    assert d1.status == Deploy.LIVE
+    assert d1.status == Deploy.Status.LIVE
     assert _service_image(app) == d1.image.pinned
     assert _running_images(app) == {d1.image.pinned}
     assert "v1" in probe.get(f"tasks.{app.service_name}", 8000, "/index.html")
@@ -195,13 +197,13 @@ def test_a_redeploy_applies_a_changed_secret_on_the_same_digest(vault_app, docke
     first, second = _value(), _value()
     vault.secret_set(app=app, key="API_TOKEN", value=first)
     d1 = _deploy(app)
-    assert d1.status == Deploy.LIVE, d1.log_text
+    assert d1.status == Deploy.Status.LIVE, d1.log_text
     assert _app_env(_task_container(docker_client, app, d1))["API_TOKEN"] == first
 
     vault.secret_set(app=app, key="API_TOKEN", value=second)
     r = wait_deploy(services.redeploy_create(app=app))
 
-    assert r.status == Deploy.LIVE, r.log_text
+    assert r.status == Deploy.Status.LIVE, r.log_text
     assert r.image.digest == d1.image.digest
     assert "Step 1/" not in r.log_text and "build" not in r.stages
     assert first not in r.log_text and second not in r.log_text
@@ -223,7 +225,7 @@ def test_a_redeploy_applies_a_changed_secret_on_the_same_digest(vault_app, docke
 def test_a_secret_with_no_value_fails_before_the_build(vault_app):
     app, _repo = vault_app
     d = _deploy(app)
-    assert d.status == Deploy.FAILED, d.log_text
+    assert d.status == Deploy.Status.FAILED, d.log_text
     assert "API_TOKEN" in d.error
     assert "set_secret" in d.error
     assert "Step 1/" not in d.log_text and "build" not in d.stages

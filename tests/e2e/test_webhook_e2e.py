@@ -13,8 +13,9 @@ import uuid
 import pytest
 
 from apps import services as app_services
-from deployments import github
-from deployments.models import Deploy, WebhookDelivery
+from deployments.models import Deploy
+from deployments.webhooks import github
+from deployments.webhooks.models import WebhookDelivery
 from tests.e2e import servers
 from tests.e2e.conftest import httpd_app, via_traefik, wait_deploy, wait_for
 
@@ -94,7 +95,7 @@ def test_a_signed_push_goes_live_and_serves_through_traefik(
     delivery = WebhookDelivery.objects.get(delivery_id=headers["X-GitHub-Delivery"])
     assert (delivery.outcome, delivery.deploy) == (WebhookDelivery.ACCEPTED, deploy)
     deploy = wait_deploy(deploy)
-    assert deploy.status == Deploy.LIVE, deploy.log_text
+    assert deploy.status == Deploy.Status.LIVE, deploy.log_text
     wait_for(
         lambda: via_traefik(host) == (200, "pushed-by-webhook\n"), 30, "the app through Traefik"
     )

@@ -4,15 +4,7 @@ import time
 
 from django.core.management.base import CommandError
 
-from apps.models import App
 from deployments.models import Deploy, LogLine
-
-
-def get_app(name: str) -> App:
-    app = App.objects.filter(name=name).first()
-    if app is None:
-        raise CommandError(f"No app named {name!r}. List them with the admin or create_app.")
-    return app
 
 
 def follow(stdout, deploy: Deploy, *, poll: float = 0.5) -> Deploy:
@@ -34,5 +26,5 @@ def finish(cmd, deploy: Deploy, wait: bool) -> None:
         return
     deploy = follow(cmd.stdout, deploy)
     cmd.stdout.write(f"deploy #{deploy.pk} {deploy.status}")
-    if deploy.status != Deploy.LIVE:
+    if deploy.status != Deploy.Status.LIVE:
         raise CommandError(f"deploy #{deploy.pk} ended {deploy.status}: {deploy.error}")

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from deployments import engine, local_images
+from deployments import local_images
+from deployments.boundaries import engine
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
+from apps.cli import get_app
 from deployments import services
-from deployments.management.commands._common import get_app
 
 
 class Command(BaseCommand):

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from deployments.management.commands._common import get_app
+from apps.cli import get_app
 
 
 class Command(BaseCommand):
@@ -16,7 +17,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         app = get_app(opts["name"])
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": d.pk,
                 "status": d.status,

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from deployments import engine, registry, retention
+from deployments import retention
+from deployments.boundaries import engine, registry
 
 
 class Command(BaseCommand):

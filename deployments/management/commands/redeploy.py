@@ -3,8 +3,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.cli import get_app
 from deployments import services
-from deployments.management.commands._common import finish, get_app
+from deployments.management.commands._common import finish
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from deployments.management.commands._common import get_app
+from apps.cli import get_app
 from secrets_vault import services
 
 

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from apps.validators import DOMAIN_RE, SECRET_KEY_RE
+from deployments.release_spec import HealthcheckSpec
 
 MANIFEST_PATH = ".paas/app.yaml"
 PUBLIC_PREFIXES = (
@@ -43,7 +44,7 @@ class Manifest:
     predeploy: list[str] = field(default_factory=list)
     port: int = 8000
     replicas: int = 1
-    healthcheck: dict | None = None  # {"path"|"cmd", "interval", "timeout", "retries", ...}
+    healthcheck: HealthcheckSpec | None = None
     domains: list[str] = field(default_factory=list)
     memory: int | None = None
     nano_cpus: int | None = None
@@ -197,7 +198,7 @@ def _parse_run(c: _Checker, run: dict, m: Manifest) -> None:
         h = c.mapping(run["healthcheck"], ("run", "healthcheck"), _HEALTH)
         if ("path" in h) == ("cmd" in h):
             raise c.fail(("run", "healthcheck"), "give exactly one of path or cmd")
-        hc: dict = {"interval": 3, "timeout": 3, "retries": 3, "start_period": 10}
+        hc: HealthcheckSpec = {"interval": 3, "timeout": 3, "retries": 3, "start_period": 10}
         for key in ("interval", "timeout", "retries", "start_period"):
             if key in h:
                 hc[key] = c.integer(

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployments import engine, live
+from deployments import logstream
+from deployments.boundaries import engine
 from deployments.models import LogLine
 from tests.factories import DeployFactory
 
@@ -11,19 +12,19 @@ OTHER = "hunter2-db-password"
 
 
 def test_the_redactor_replaces_every_value_everywhere():
-    redact = live.Redactor([SECRET, OTHER])
+    redact = logstream.Redactor([SECRET, OTHER])
     line = f"a={SECRET} b={OTHER} again {SECRET}{SECRET}"
     assert redact(line) == "a=**** b=**** again ********"
 
 
 def test_the_longest_value_wins_when_one_contains_another():
-    redact = live.Redactor(["abc", "abcdef-longer"])
+    redact = logstream.Redactor(["abc", "abcdef-longer"])
     assert redact("x abcdef-longer y abc") == "x **** y ****"
 
 
 def test_empty_values_are_ignored_and_no_values_change_nothing():
-    assert live.Redactor(["", SECRET])("plain text") == "plain text"
-    assert live.Redactor()("plain text") == "plain text"
+    assert logstream.Redactor(["", SECRET])("plain text") == "plain text"
+    assert logstream.Redactor()("plain text") == "plain text"
 
 
 def test_each_line_of_a_multiline_value_is_redacted():
@@ -31,22 +32,22 @@ def test_each_line_of_a_multiline_value_is_redacted():
         "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\n"
         "AQEFAASCBKcwggSjAgEAAoIB\n-----END KEY-----\n"
     )
-    redact = live.Redactor([pem])
+    redact = logstream.Redactor([pem])
     for line in pem.splitlines():
         assert redact(f"leak: {line}") == "leak: ****"
 
 
 def test_a_value_with_blanks_around_it_is_redacted_after_stripping():
-    redact = live.Redactor([f"  {SECRET} \n"])
+    redact = logstream.Redactor([f"  {SECRET} \n"])
     assert redact(f"token={SECRET}") == "token=****"
 
 
 @pytest.mark.django_db
 def test_deploy_log_stores_and_relays_only_redacted_lines(monkeypatch):
     sent = []
-    monkeypatch.setattr(live, "_send", lambda deploy_id, message: sent.append(message))
+    monkeypatch.setattr(logstream, "_send", lambda deploy_id, message: sent.append(message))
     deploy = DeployFactory()
-    log = live.DeployLog(deploy, live.Redactor([SECRET]))
+    log = logstream.DeployLog(deploy, logstream.Redactor([SECRET]))
     log(f"one {SECRET}\ntwo\n{SECRET} three")
     log.line("four")
     stored = list(LogLine.objects.filter(deploy=deploy).values_list("seq", "text"))
@@ -58,8 +59,8 @@ def test_deploy_log_stores_and_relays_only_redacted_lines(monkeypatch):
 @pytest.mark.django_db
 def test_a_new_deploy_log_continues_the_numbering():
     deploy = DeployFactory()
-    live.DeployLog(deploy)("one\ntwo")
-    log = live.DeployLog(deploy, live.Redactor([SECRET]))
+    logstream.DeployLog(deploy)("one\ntwo")
+    log = logstream.DeployLog(deploy, logstream.Redactor([SECRET]))
     log(SECRET)
     assert list(deploy.log_lines.values_list("seq", "text")) == [
         (1, "one"),
@@ -71,7 +72,7 @@ def test_a_new_deploy_log_continues_the_numbering():
 @pytest.mark.parametrize("cut", [1, 5, len(SECRET) - 1])
 def test_a_value_split_across_chunks_is_still_redacted(cut):
     lines: list[str] = []
-    out = engine._LineBuffer(lambda text: lines.append(live.Redactor([SECRET])(text)))
+    out = engine._LineBuffer(lambda text: lines.append(logstream.Redactor([SECRET])(text)))
     chunks = [f"step 1\ntoken={SECRET[:cut]}", SECRET[cut:], " done\nlast "]
     for chunk in chunks:
         out.feed(chunk)
@@ -82,7 +83,7 @@ def test_a_value_split_across_chunks_is_still_redacted(cut):
 
 def test_a_value_arriving_one_character_at_a_time_is_redacted():
     lines: list[str] = []
-    out = engine._LineBuffer(lambda text: lines.append(live.Redactor([SECRET])(text)))
+    out = engine._LineBuffer(lambda text: lines.append(logstream.Redactor([SECRET])(text)))
     for ch in f"echo token={SECRET}\n":
         out.feed(ch)
     out.flush()
@@ -91,9 +92,9 @@ def test_a_value_arriving_one_character_at_a_time_is_redacted():
 
 @pytest.mark.django_db
 def test_line_buffer_into_deploy_log_stores_no_split_value(monkeypatch):
-    monkeypatch.setattr(live, "_send", lambda deploy_id, message: None)
+    monkeypatch.setattr(logstream, "_send", lambda deploy_id, message: None)
     deploy = DeployFactory()
-    out = engine._LineBuffer(live.DeployLog(deploy, live.Redactor([SECRET, OTHER])))
+    out = engine._LineBuffer(logstream.DeployLog(deploy, logstream.Redactor([SECRET, OTHER])))
     for chunk in [f"release: {SECRET[:7]}", f"{SECRET[7:]} and {OTHER[:3]}", f"{OTHER[3:]}\n"]:
         out.feed(chunk)
     out.flush()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.manifest import Manifest, ManifestError, load, parse
+from deployments.manifest import Manifest, ManifestError, load, parse
 
 SPEC_EXAMPLE = """\
 version: 1
