@@ -14,7 +14,8 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 	$(BIN)/pip install --quiet -r requirements/dev.txt
 	touch $(STAMP)
 
-run: venv
+# run.sh installs the machine's missing packages first (as root), then the venv.
+run:
 	bash scripts/run.sh
 
 test: venv

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from deployments.boundaries import engine
+from deployments.boundaries import engine, registry
 
 REGISTRY_SERVICE = "koyra-registry"
 TRAEFIK_SERVICE = "koyra-traefik"
@@ -83,8 +83,9 @@ def traefik_spec() -> engine.ServiceSpec:
 
 
 def cluster_bootstrap(*, ingress: bool = True, say: Callable[[str], None] = print) -> bool:
-    """Idempotent: swarm, network, registry, Traefik. Returns False when a part could not be
-    made (each such part is named in what `say` printed); the other parts are still made."""
+    """Idempotent: swarm, network, registry, Traefik; returns once the registry answers (at
+    most KOYRA_REGISTRY_WAIT_SECONDS). Returns False when a part could not be made or the
+    registry did not answer (each named in what `say` printed); the other parts are still made."""
     ok = True
     say(f"swarm: {engine.swarm_ensure(advertise_addr=settings.KOYRA_SWARM_ADVERTISE_ADDR)}")
     created = engine.network_ensure(settings.KOYRA_NETWORK)
@@ -104,4 +105,20 @@ def cluster_bootstrap(*, ingress: bool = True, say: Callable[[str], None] = prin
             )
             continue
         say(f"{label} ({spec.name}, {spec.image}): {engine.service_apply(spec)}")
+        if label == "registry":
+            ok = _registry_answers(say) and ok
     return ok
+
+
+def _registry_answers(say: Callable[[str], None]) -> bool:
+    """The first push right after a bootstrap must find the registry's task up: wait for it."""
+    try:
+        registry.wait_ready(settings.KOYRA_REGISTRY_WAIT_SECONDS, on_wait=say)
+    except registry.RegistryError as exc:
+        say(
+            f"registry: {exc}. Its task is not up: see `docker service ps {REGISTRY_SERVICE} "
+            f"--no-trunc`; KOYRA_REGISTRY must be the address where it is published."
+        )
+        return False
+    say(f"registry: answers at {settings.KOYRA_REGISTRY}")
+    return True

@@ -4,8 +4,10 @@ KOYRA_REGISTRY. Garbage collection runs inside the registry's container (engine.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -33,6 +35,49 @@ def _call(method: str, path: str, timeout: float = 30) -> tuple[int, bytes]:
         return exc.code, exc.read()
     except (urllib.error.URLError, OSError) as exc:
         raise RegistryError(f"registry {settings.KOYRA_REGISTRY} unreachable: {exc}") from exc
+
+
+def wait_ready(timeout: float, *, on_wait: Callable[[str], None] | None = None) -> None:
+    """Return once the registry answers `GET /v2/` (any HTTP answer below 500: 200, or 401
+    from one with authentication), probing every half second for up to `timeout` seconds.
+
+    After an engine restart or a fresh bootstrap_cluster the registry's task takes a while to
+    be back, and until then its published port refuses (or drops) connections. `on_wait`
+    hears one line when the first probe fails. RegistryError when it never answers, with the
+    last reason.
+    """
+    deadline = time.monotonic() + timeout
+    problem = _probe(deadline)
+    if problem is None:
+        return
+    if on_wait is not None:
+        on_wait(
+            f"waiting for the registry at {settings.KOYRA_REGISTRY} to answer "
+            f"(up to {timeout:g} s): {problem}"
+        )
+    while time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        problem = _probe(deadline)
+        if problem is None:
+            return
+    raise RegistryError(
+        f"the registry at {settings.KOYRA_REGISTRY} did not answer within {timeout:g} s ({problem})"
+    )
+
+
+def _probe(deadline: float) -> str | None:
+    """None when the registry answers; else why not, in a few words."""
+    url = f"http://{settings.KOYRA_REGISTRY}/v2/"
+    wait = min(5.0, max(0.5, deadline - time.monotonic()))
+    try:
+        with urllib.request.urlopen(url, timeout=wait):
+            return None
+    except urllib.error.HTTPError as exc:
+        return None if exc.code < 500 else f"HTTP {exc.code}"
+    except urllib.error.URLError as exc:
+        return str(exc.reason)
+    except OSError as exc:  # reset, timed out
+        return str(exc) or type(exc).__name__
 
 
 def tags(repo: str) -> list[str]:
