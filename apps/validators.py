@@ -1,4 +1,8 @@
-"""Strict patterns for everything a user names that later reaches git, docker or a label."""
+"""Strict patterns for everything a user names that later reaches git, docker or a label.
+
+Every pattern is anchored (\\A ... \\Z) and applied with `fullmatch`, to `str` values only:
+never `match` with `$`, which also accepts a trailing newline. Every message quotes the user's
+value truncated (`quote`)."""
 
 from __future__ import annotations
 
@@ -6,78 +10,236 @@ import re
 
 from django.core.exceptions import ValidationError
 
-APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}$")
+APP_NAME_PATTERN = r"[a-z][a-z0-9-]{0,38}"  # also the URL converter (apps/converters.py)
+APP_NAME_RE = re.compile(rf"\A{APP_NAME_PATTERN}\Z")
 RESERVED_APP_NAMES = {"new"}
 # git check-ref-format, narrowed: no shell metacharacters, no "..", no leading "-" or "/".
-BRANCH_RE = re.compile(r"^(?![-/.])(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])$")
+BRANCH_RE = re.compile(r"\A(?![-/.])(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])\Z")
 DOMAIN_RE = re.compile(
-    r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$"
+    r"\A(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}\Z"
 )
 _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})"
 _PATH = r"[A-Za-z0-9._~/-]+"
 REPO_URL_RES = [
-    re.compile(rf"^https://{_HOST}(?::\d{{1,5}})?/{_PATH}$"),
-    re.compile(rf"^ssh://(?:[A-Za-z0-9._-]+@)?{_HOST}(?::\d{{1,5}})?/{_PATH}$"),
-    re.compile(rf"^[A-Za-z0-9._-]+@{_HOST}:(?!-){_PATH}$"),
-    re.compile(rf"^file:///{_PATH}$"),
+    re.compile(rf"\Ahttps://{_HOST}(?::\d{{1,5}})?/{_PATH}\Z", re.ASCII),
+    re.compile(rf"\Assh://(?:[A-Za-z0-9._-]+@)?{_HOST}(?::\d{{1,5}})?/{_PATH}\Z", re.ASCII),
+    re.compile(rf"\A[A-Za-z0-9._-]+@{_HOST}:(?!-){_PATH}\Z", re.ASCII),
+    re.compile(rf"\Afile:///{_PATH}\Z", re.ASCII),
 ]
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-SECRET_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+COMMIT_RE = re.compile(r"\A[0-9a-f]{40}\Z")
+SECRET_KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
+SECRET_KEY_RE = re.compile(rf"\A{SECRET_KEY_PATTERN}\Z")
+# C0 controls but tab and newline, and DEL: nothing a shell line or an env value should carry
+# (NUL cannot be in an environment variable at all).
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+MAX_DOMAINS = 100
+# A secret is an environment variable; the deploy log cuts lines well before 1 MiB after
+# redacting them, which holds only for values far shorter than that.
+MAX_SECRET_BYTES = 64 * 1024
+_LOG_CURSOR_RE = re.compile(r"[0-9]{1,18}")
+QUOTE_MAX = 60
+
+
+def quote(value: object, limit: int = QUOTE_MAX) -> str:
+    """repr() of a user's value, cut to `limit` characters: never a megabyte in a message."""
+    if isinstance(value, str) and len(value) > 4 * limit:
+        value = value[: 4 * limit]  # repr() of a huge string is never built
+    text = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else None
+    if text is None:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def matches(pattern: re.Pattern[str], value: object) -> bool:
+    """Whether `value` is a str that the whole pattern matches."""
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
 
 
 def validate_app_name(value: str) -> None:
-    if value in RESERVED_APP_NAMES:
-        raise ValidationError(f"App name {value!r} is reserved; choose another name.")
-    if not APP_NAME_RE.match(value or ""):
+    if isinstance(value, str) and value in RESERVED_APP_NAMES:
+        raise ValidationError(f"App name {quote(value)} is reserved; choose another name.")
+    if not matches(APP_NAME_RE, value):
         raise ValidationError(
-            f"App name {value!r} is not allowed: use 1-39 characters, lowercase letters, "
+            f"App name {quote(value)} is not allowed: use 1-39 characters, lowercase letters, "
             "digits and '-', starting with a letter (e.g. 'shop-api')."
         )
 
 
 def validate_branch(value: str) -> None:
-    if not BRANCH_RE.match(value or ""):
+    if not matches(BRANCH_RE, value):
         raise ValidationError(
-            f"Branch {value!r} is not a valid branch name: use letters, digits and . _ / - "
-            "only (e.g. 'main' or 'release/v2')."
+            f"Branch {quote(value)} is not a valid branch name: use letters, digits and "
+            ". _ / - only (e.g. 'main' or 'release/v2')."
         )
 
 
 def validate_domain(value: str) -> None:
-    if not DOMAIN_RE.match(value or ""):
+    if not matches(DOMAIN_RE, value):
         raise ValidationError(
-            f"Domain {value!r} is not a valid host name: use a lowercase name like "
+            f"Domain {quote(value)} is not a valid host name: use a lowercase name like "
             "'shop.example.com' (no scheme, port or path)."
         )
+
+
+def validate_domain_list(value: object) -> None:
+    """An app's domains (App.domains, a JSON field): a list of distinct host names."""
+    if not isinstance(value, list):
+        raise ValidationError(
+            f'Domains must be a list of host names like ["shop.example.com"], not {quote(value)}.'
+        )
+    if len(value) > MAX_DOMAINS:
+        raise ValidationError(f"At most {MAX_DOMAINS} domains per app.")
+    for d in value:
+        validate_domain(d)
+    if len(set(value)) != len(value):
+        raise ValidationError("A domain is listed twice.")
 
 
 def validate_repo_url(value: str) -> None:
     from django.conf import settings
 
-    if (value or "").startswith("file://") and not settings.KOYRA_ALLOW_FILE_REPOS:
+    if (
+        isinstance(value, str)
+        and value.startswith("file://")
+        and not settings.KOYRA_ALLOW_FILE_REPOS
+    ):
         raise ValidationError(
-            f"Repository {value!r} is a path on the Koyra server; such repositories are off "
-            "unless KOYRA_ALLOW_FILE_REPOS=1 (anyone who may create apps could read any "
+            f"Repository {quote(value)} is a path on the Koyra server; such repositories are "
+            "off unless KOYRA_ALLOW_FILE_REPOS=1 (anyone who may create apps could read any "
             "repository on this machine). Use an https:// or ssh URL."
         )
-    if ".." in (value or "") or not any(r.match(value or "") for r in REPO_URL_RES):
+    if (
+        not isinstance(value, str)
+        or ".." in value
+        or not any(matches(r, value) for r in REPO_URL_RES)
+    ):
         raise ValidationError(
-            f"Repository {value!r} is not a git URL Koyra accepts: use "
+            f"Repository {quote(value)} is not a git URL Koyra accepts: use "
             "https://github.com/owner/repo.git, git@github.com:owner/repo.git, "
             "ssh://git@host/owner/repo.git or file:///path/to/repo."
         )
 
 
 def validate_commit(value: str) -> None:
-    if not COMMIT_RE.match(value or ""):
+    if not matches(COMMIT_RE, value):
         raise ValidationError(
-            f"Commit {value!r} is not a full commit SHA: give all 40 lowercase hex characters."
+            f"Commit {quote(value)} is not a full commit SHA: give all 40 lowercase hex characters."
         )
 
 
 def validate_secret_key(value: str) -> None:
-    if not SECRET_KEY_RE.match(value or ""):
+    if not matches(SECRET_KEY_RE, value):
         raise ValidationError(
-            f"Secret name {value!r} is not a valid environment variable name: use letters, "
-            "digits and '_', not starting with a digit (e.g. DATABASE_URL)."
+            f"Secret name {quote(value)} is not a valid environment variable name: use "
+            "letters, digits and '_', not starting with a digit (e.g. DATABASE_URL)."
         )
+
+
+def validate_secret_value(key: str, value: str) -> None:
+    """What an environment variable can hold exactly: text, no NUL. (A form's bytes that were
+    not UTF-8 arrive as U+FFFD: refused rather than stored altered.)"""
+    if len(value.encode(errors="replace")) > MAX_SECRET_BYTES:
+        raise ValidationError(f"The value for {key} is over {MAX_SECRET_BYTES // 1024} KiB.")
+    if "\x00" in value:
+        raise ValidationError(
+            f"The value for {key} contains a NUL byte, which an environment variable cannot "
+            "hold; store it encoded (e.g. base64) instead."
+        )
+    if "\ufffd" in value:
+        raise ValidationError(
+            f"The value for {key} is not valid UTF-8 text (it holds U+FFFD, the stand-in for "
+            "bytes that do not decode); store binary values encoded (e.g. base64)."
+        )
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"The value for {key} is not valid UTF-8 text; store binary values encoded "
+            "(e.g. base64)."
+        ) from None
+
+
+def control_character(value: str) -> str | None:
+    """The first control character in `value` (tab and newline allowed), as `\\xNN`."""
+    m = CONTROL_RE.search(value)
+    return f"\\x{ord(m.group()):02x}" if m else None
+
+
+def log_cursor(value: str | None) -> int:
+    """A log position from a query string or Last-Event-ID: ASCII digits only (not "²", not
+    5000 of them), else 0, which replays the log from its start."""
+    if value is None or not _LOG_CURSOR_RE.fullmatch(value):
+        return 0
+    return int(value)
+
+
+# An HTTPS token for an app's repository (GitHub's are `github_pat_...` or `ghp_...`): visible
+# ASCII only, as git's askpass answers it on one line; never quoted back in a message.
+REPO_TOKEN_RE = re.compile(r"\A[\x21-\x7e]{1,1024}\Z")
+
+
+def validate_repo_token(value: str) -> None:
+    if not matches(REPO_TOKEN_RE, value):
+        raise ValidationError(
+            "The repository token is not valid: give the token alone, 1-1024 visible ASCII "
+            "characters without spaces (e.g. a fine-grained token github_pat_...), read from "
+            "stdin; it is not shown here."
+        )
+
+
+# A GitHub workflow's `name:` as workflow_run payloads carry it: printable, no surrounding space.
+WORKFLOW_NAME_RE = re.compile(r"\A\S(?:[^\x00-\x1f\x7f]{0,98}\S)?\Z")
+MAX_WORKFLOWS = 20
+
+
+def validate_workflow_name(value: str) -> None:
+    if not matches(WORKFLOW_NAME_RE, value) or not value.isprintable():
+        raise ValidationError(
+            f"Workflow name {quote(value)} is not valid: give the workflow's name as GitHub "
+            "shows it (its `name:` line, e.g. 'Tests'), 1-100 printable characters."
+        )
+
+
+def validate_workflows(value: object) -> None:
+    """An app's workflows (App.workflows, a JSON field): a list of distinct workflow names."""
+    if not isinstance(value, list):
+        raise ValidationError(
+            f'Workflows must be a list of names like ["Tests"], not {quote(value)}.'
+        )
+    if len(value) > MAX_WORKFLOWS:
+        raise ValidationError(f"At most {MAX_WORKFLOWS} workflows per app.")
+    for name in value:
+        validate_workflow_name(name)
+    if len(set(value)) != len(value):
+        raise ValidationError("A workflow is listed twice: list each workflow once.")
+
+
+def validate_workflows_trigger(workflows: list[str], trigger: str) -> None:
+    """Workflows gate CI deploys only: on an app deploying on push they would do nothing."""
+    if workflows and trigger != "workflow_run":
+        raise ValidationError(
+            "Workflows only gate deploys of an app with trigger workflow_run (it deploys after "
+            "CI); this app deploys on push: set the trigger to workflow_run, or clear the "
+            "workflows."
+        )
+
+
+# One known_hosts line (sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT"): [marker] hosts keytype key.
+KNOWN_HOSTS_LINE_RE = re.compile(
+    r"\A(?:@(?:cert-authority|revoked) )?[^\s@]\S* "
+    r"(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|"
+    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}(?: [^\n]*)?\Z"
+)
+
+
+def validate_known_hosts(value: str) -> None:
+    """KOYRA_GIT_KNOWN_HOSTS: known_hosts lines (blank lines and # comments allowed), each
+    with its key, not a fingerprint."""
+    for number, line in enumerate(value.splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#") and not matches(KNOWN_HOSTS_LINE_RE, line):
+            raise ValidationError(
+                f"KOYRA_GIT_KNOWN_HOSTS line {number} ({quote(line)}) is not a known_hosts "
+                "line: give 'HOST KEYTYPE KEY' as `ssh-keyscan HOST` prints it (checked "
+                "against the server's own fingerprints), not a fingerprint."
+            )

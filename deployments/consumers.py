@@ -6,6 +6,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from apps.validators import log_cursor
 from deployments import fragments, logstream
 from deployments.models import Deploy, LogLine
 
@@ -41,8 +42,8 @@ def _summary(pk: int, event: dict | None = None) -> str:
 
 
 def _after(scope) -> int:
-    values = parse_qs(scope.get("query_string", b"").decode()).get("after", [])
-    return int(values[0]) if values and values[0].isdigit() else 0
+    values = parse_qs(scope.get("query_string", b"").decode(errors="replace")).get("after", [])
+    return log_cursor(values[0] if values else None)
 
 
 class DeployLogConsumer(AsyncWebsocketConsumer):

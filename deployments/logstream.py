@@ -15,6 +15,9 @@ from deployments.models import Deploy, LogLine
 
 log = logging.getLogger(__name__)
 REDACTED = "****"
+# One stored line at most (a build can print megabytes without a newline).
+MAX_LINE = 8 * 1024
+CUT_MARK = "[koyra: {n} more characters of this line not stored]"
 
 
 def group_name(deploy_id: int) -> str:
@@ -79,6 +82,14 @@ class Redactor:
         return text
 
 
+def truncate(line: str) -> str:
+    """At most MAX_LINE characters of a line, saying so when cut. Only ever applied to a line
+    already redacted whole: cut first, a secret split at the cut would be stored in part."""
+    if len(line) <= MAX_LINE:
+        return line
+    return f"{line[:MAX_LINE]} {CUT_MARK.format(n=len(line) - MAX_LINE)}"
+
+
 class DeployLog:
     """Appends numbered lines to one deploy's log and relays each as it is stored."""
 
@@ -90,7 +101,7 @@ class DeployLog:
     def line(self, text: str) -> None:
         for part in str(text).splitlines() or [""]:
             self.seq += 1
-            clean = self.redact(part.rstrip())
+            clean = truncate(self.redact(part.rstrip()))
             LogLine.objects.create(deploy=self.deploy, seq=self.seq, text=clean)
             _send(self.deploy.pk, {"type": "log.line", "seq": self.seq, "text": clean})
 

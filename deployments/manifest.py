@@ -1,4 +1,8 @@
-"""`.paas/app.yaml`: parse and validate (SPEC §2). Every error names the file, line and field."""
+"""`.paas/app.yaml`: parse and validate (SPEC §2). Every error names the file, line and field.
+
+The file is untrusted: at most 64 KiB, read only as a regular file inside the checkout, parsed
+by a loader that refuses aliases and anchors (a 400-byte alias bomb expands to gigabytes),
+merge keys, duplicate keys and deep nesting; user values are quoted in messages truncated."""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from apps.validators import DOMAIN_RE, SECRET_KEY_RE
+from apps.validators import DOMAIN_RE, SECRET_KEY_RE, control_character, matches, quote
+from deployments import checkout
 from deployments.release_spec import HealthcheckSpec
 
 MANIFEST_PATH = ".paas/app.yaml"
@@ -21,7 +26,12 @@ PUBLIC_PREFIXES = (
     "GATSBY_",
     "EXPO_PUBLIC_",
 )
-_MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b?)$", re.IGNORECASE)
+_MEMORY_RE = re.compile(r"(\d{1,15}(?:\.\d{1,9})?)\s*([kmgt]?)(?:i?b?)", re.I | re.ASCII)
+_CPUS_RE = re.compile(r"\d{1,3}(?:\.\d{1,9})?", re.ASCII)
+MAX_BYTES = checkout.MAX_FILE_BYTES
+MAX_DEPTH = 20
+MAX_MEMORY = 1024**4  # 1T
+MIN_CPUS = 0.001
 _TOP = {"version", "build", "env", "secrets", "release", "predeploy", "run"}
 _BUILD = {"context", "dockerfile", "args"}
 _RUN = {"port", "replicas", "healthcheck", "domains", "resources"}
@@ -31,6 +41,68 @@ _RESOURCES = {"memory", "cpus"}
 
 class ManifestError(Exception):
     """The manifest is invalid; str() is a message for the deploy log."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader for untrusted text: every node written out once, keys unique and scalar."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "aliases and anchors (*name, &name) are not allowed; write the value out",
+                event.start_mark,
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            mark = key_node.start_mark
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise yaml.constructor.ConstructorError(
+                    None, None, "merge keys (<<) are not allowed; write the fields out", mark
+                )
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain name, not a list or mapping", mark
+                )
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {quote(key)} (first on line {seen[key]}); YAML would keep "
+                    "only the last: keep one",
+                    mark,
+                )
+            seen[key] = mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(text: str) -> tuple[yaml.Node | None, object]:
+    """The document's node tree (for line numbers) and its data, composed once."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
+    return root, data
 
 
 @dataclass
@@ -71,6 +143,16 @@ def _line(root: yaml.Node | None, path: tuple) -> int | None:
     return node.start_mark.line + 1 if node is not None else None
 
 
+_PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,60}")
+
+
+def _part(p: object) -> str:
+    """One step of a field's path as a message shows it: a name, [index], or a quoted key."""
+    if isinstance(p, int) and not isinstance(p, bool):
+        return f"[{p}]"
+    return p if isinstance(p, str) and _PLAIN_KEY_RE.fullmatch(p) else quote(p)
+
+
 class _Checker:
     def __init__(self, root: yaml.Node | None) -> None:
         self.root = root
@@ -80,7 +162,7 @@ class _Checker:
         line = _line(self.root, path)
         if line:
             where += f", line {line}"
-        name = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path)
+        name = ".".join(_part(p) for p in path)
         name = name.replace(".[", "[") or "(top level)"
         return ManifestError(f"{where}: {name}: {message}")
 
@@ -91,7 +173,7 @@ class _Checker:
             raise self.fail(path, "must be a mapping of names to values")
         for key in value:
             if not isinstance(key, str):
-                raise self.fail(path, f"key {key!r} must be a string")
+                raise self.fail(path, f"key {quote(key)} must be a string")
             if allowed is not None and key not in allowed:
                 raise self.fail(
                     (*path, key), f"unknown field; expected one of {', '.join(sorted(allowed))}"
@@ -101,12 +183,19 @@ class _Checker:
     def scalars(self, value, path: tuple) -> dict[str, str]:
         out = {}
         for key, v in self.mapping(value, path).items():
-            if not SECRET_KEY_RE.match(key):
+            if not matches(SECRET_KEY_RE, key):
                 raise self.fail((*path, key), "is not a valid variable name (letters, digits, _)")
-            if isinstance(v, (dict, list)) or v is None:
+            if not isinstance(v, (str, int, float, bool)):
                 raise self.fail((*path, key), "must be a string, number or boolean")
             out[key] = str(v).lower() if isinstance(v, bool) else str(v)
+            self.text(out[key], (*path, key))
         return out
+
+    def text(self, value: str, path: tuple) -> None:
+        """Refuse control characters (NUL cannot be in an environment variable at all)."""
+        bad = control_character(value)
+        if bad:
+            raise self.fail(path, f"contains the control character {bad}; remove it")
 
     def commands(self, value, path: tuple) -> list[str]:
         if value is None:
@@ -116,6 +205,7 @@ class _Checker:
         for i, cmd in enumerate(value):
             if not isinstance(cmd, str) or not cmd.strip():
                 raise self.fail((*path, i), "must be a non-empty command string")
+            self.text(cmd, (*path, i))
         return [c.strip() for c in value]
 
     def integer(self, value, path: tuple, lo: int, hi: int) -> int:
@@ -124,8 +214,9 @@ class _Checker:
         return value
 
     def rel_path(self, value, path: tuple) -> str:
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not value.strip() or len(value) > 1024:
             raise self.fail(path, "must be a relative path")
+        self.text(value, path)
         p = PurePosixPath(value)
         if p.is_absolute() or ".." in p.parts:
             raise self.fail(path, "must be a path inside the repository (no leading / or ..)")
@@ -133,9 +224,11 @@ class _Checker:
 
 
 def parse_memory(text) -> int:
-    m = _MEMORY_RE.match(str(text).strip())
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise ValueError("not a size")
+    m = _MEMORY_RE.fullmatch(str(text).strip()) if len(str(text)) < 40 else None
     if not m:
-        raise ValueError(text)
+        raise ValueError("not a size")
     scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
     return int(float(m.group(1)) * scale)
 
@@ -144,14 +237,20 @@ def parse(text: str | None) -> Manifest:
     """A Manifest from the file's text; None (no file) gives the defaults."""
     if text is None:
         return Manifest()
+    if len(text.encode(errors="replace")) > MAX_BYTES:
+        raise ManifestError(f"{MANIFEST_PATH}: is over {MAX_BYTES // 1024} KiB; keep it short")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = _read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = (getattr(exc, "problem", None) or str(exc))[:300]
         raise ManifestError(f"{MANIFEST_PATH}{where}: not valid YAML: {problem}") from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # int("9" * 5000), 1e999999
+        raise ManifestError(
+            f"{MANIFEST_PATH}: a value cannot be read ({type(exc).__name__}: a number too "
+            "long or out of range?)"
+        ) from None
     c = _Checker(root)
     data = c.mapping(data, (), _TOP)
     m = Manifest(present=True)
@@ -170,7 +269,7 @@ def parse(text: str | None) -> Manifest:
     if not isinstance(secrets, list):
         raise c.fail(("secrets",), "must be a list of secret names")
     for i, name in enumerate(secrets):
-        if not isinstance(name, str) or not SECRET_KEY_RE.match(name):
+        if not matches(SECRET_KEY_RE, name):
             raise c.fail(("secrets", i), "must be a variable name (letters, digits, _)")
         if name.startswith(PUBLIC_PREFIXES):
             raise c.fail(
@@ -218,35 +317,52 @@ def _parse_run(c: _Checker, run: dict, m: Manifest) -> None:
     if not isinstance(domains, list):
         raise c.fail(("run", "domains"), "must be a list of host names")
     for i, d in enumerate(domains):
-        if not isinstance(d, str) or not DOMAIN_RE.match(d):
-            raise c.fail(("run", "domains", i), f"{d!r} is not a host name like shop.example.com")
+        if not matches(DOMAIN_RE, d):
+            raise c.fail(
+                ("run", "domains", i), f"{quote(d)} is not a host name like shop.example.com"
+            )
+    if len(set(domains)) != len(domains):
+        raise c.fail(("run", "domains"), "lists a host name twice")
     m.domains = list(domains)
     res = c.mapping(run.get("resources"), ("run", "resources"), _RESOURCES)
     if "memory" in res:
         try:
             m.memory = parse_memory(res["memory"])
-        except ValueError:
+        except (ValueError, OverflowError):
             raise c.fail(("run", "resources", "memory"), "must be a size like 512M or 1G") from None
-        if m.memory < 6 * 1024**2:
-            raise c.fail(("run", "resources", "memory"), "must be at least 6M")
+        if not 6 * 1024**2 <= m.memory <= MAX_MEMORY:
+            raise c.fail(("run", "resources", "memory"), "must be from 6M to 1T")
     if "cpus" in res:
-        try:
-            cpus = float(res["cpus"])
-        except (TypeError, ValueError):
-            cpus = 0
-        if not 0 < cpus <= 256:
-            raise c.fail(("run", "resources", "cpus"), 'must be a number of CPUs like "0.5"')
-        m.nano_cpus = int(cpus * 1e9)
+        m.nano_cpus = _nano_cpus(c, res["cpus"])
 
 
-def load(checkout: Path) -> Manifest:
-    path = checkout / MANIFEST_PATH
-    if path.is_symlink():
-        raise ManifestError(f"{MANIFEST_PATH}: must be a regular file, not a symlink")
-    if not path.exists():
-        return Manifest()
+def _nano_cpus(c: _Checker, value) -> int:
+    path = ("run", "resources", "cpus")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise c.fail(path, 'must be a number of CPUs like "0.5"')
+    if isinstance(value, str) and not _CPUS_RE.fullmatch(value.strip()):
+        raise c.fail(path, 'must be a number of CPUs like "0.5"')
+    cpus = float(value)
+    if not MIN_CPUS <= cpus <= 256:  # nan and inf fail too; below MIN_CPUS would be "no limit"
+        raise c.fail(path, f'must be a number of CPUs from {MIN_CPUS} to 256, like "0.5"')
+    return round(cpus * 1e9)
+
+
+def load(root: Path) -> Manifest:
+    """The checkout's manifest: `.paas` and `app.yaml` must be what git checked out (no
+    symlink, a regular file of at most 64 KiB inside the checkout); none gives the defaults."""
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{MANIFEST_PATH}: cannot be read ({exc})") from None
+        checkout.no_symlink(root, MANIFEST_PATH)
+        path = checkout.inside(root, MANIFEST_PATH, MANIFEST_PATH)
+        if not path.exists():
+            return Manifest()
+        data = checkout.read_regular(path, MANIFEST_PATH, limit=MAX_BYTES)
+    except checkout.CheckoutError as exc:
+        raise ManifestError(str(exc)) from None
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"{MANIFEST_PATH}: is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     return parse(text)

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from apps.models import App
+from apps.validators import validate_domain, validate_secret_key
 from deployments.boundaries import engine
 from deployments.release_spec import ReleaseSpec
 
@@ -33,11 +34,17 @@ class SecretRef:
 
 
 def secret_exports(secret_refs: list[SecretRef]) -> list[str]:
-    """Shell lines that export each secret from its Swarm-mounted tmpfs file."""
+    """Shell lines that export each secret from its Swarm-mounted tmpfs file, exactly: `$(...)`
+    strips trailing newlines (a PEM key ends with one), so the file is read with a sentinel
+    `x` after it, which is then removed."""
     lines = []
     for ref in secret_refs:
+        validate_secret_key(ref.key)  # it is written into a shell line
         path = shlex.quote(f"{SECRETS_DIR}/{ref.file}")
-        lines.append(f'{ref.key}="$(cat {path})" || exit 1; export {ref.key}')
+        lines.append(
+            f'{ref.key}="$(cat {path} && printf x)" || exit 1; '
+            f'{ref.key}="${{{ref.key}%x}}"; export {ref.key}'
+        )
     return lines
 
 
@@ -91,8 +98,12 @@ def monitor_seconds(hc: dict[str, Any] | None) -> int:
 
 
 def traefik_labels(*, app: App, spec: ReleaseSpec) -> dict[str, str]:
+    """The app's Traefik router. Every domain is checked again here, whatever stored it: a
+    backtick in one would end `Host(`...`)` early and make the rule match every host."""
     if not spec.domains:
         return {}
+    for d in spec.domains:
+        validate_domain(d)
     r = f"traefik.http.routers.{app.name}"
     labels = {
         "traefik.enable": "true",

@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from apps.validators import log_cursor
 from deployments import fragments, retention
 from deployments.models import Deploy, LogLine
 
@@ -43,8 +44,7 @@ def _sse(event: str, data: dict, seq: int | None = None) -> str:
 
 
 def _after(request) -> int:
-    start = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
-    return int(start) if start.isdigit() else 0
+    return log_cursor(request.headers.get("Last-Event-ID") or request.GET.get("after"))
 
 
 @require_GET

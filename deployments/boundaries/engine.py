@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import os
 import socket
 import threading
 import time
@@ -419,19 +420,31 @@ def _streaming_api(handle: _Abortable) -> docker.APIClient:
     return api
 
 
+# What a _LineBuffer holds of one line: a build printing gigabytes without a newline must not
+# take the worker's memory. The log stores far less of a line (logstream.MAX_LINE), and cuts
+# it only after redaction, so a secret at this cut is never stored in part.
+MAX_LINE_HELD = 1024 * 1024
+
+
 class _LineBuffer:
-    """Joins stream chunks into whole lines: a line (and a secret in it) may arrive in pieces."""
+    """Joins stream chunks into whole lines: a line (and a secret in it) may arrive in pieces.
+    Of a line longer than MAX_LINE_HELD only its start is kept; the rest is dropped."""
 
     def __init__(self, on_line: LineCallback) -> None:
         self.on_line = on_line
         self.pending = ""
 
     def feed(self, text: str) -> None:
-        self.pending += text
-        *lines, self.pending = self.pending.split("\n")
-        for line in lines:
-            if line.strip():
-                self.on_line(line.rstrip())
+        *ends, tail = text.split("\n")
+        for part in ends:
+            self._hold(part)
+            self.flush()
+        self._hold(tail)
+
+    def _hold(self, part: str) -> None:
+        room = MAX_LINE_HELD - len(self.pending)
+        if room > 0:
+            self.pending += part[:room]
 
     def flush(self) -> None:
         if self.pending.strip():
@@ -452,6 +465,7 @@ def build(
     """docker build with the daemon's layer cache; every output line goes to on_line as it
     comes. Returns the image id. Nothing per-deploy goes into the build (labels are applied
     by the daemon after the last step, so they do not bust the layer cache)."""
+    _check_context(context, dockerfile)
     handle = _Abortable()
     done = threading.Event()
     threading.Thread(target=_watch, args=(should_stop, handle, done), daemon=True).start()
@@ -501,6 +515,16 @@ def build(
     if not image_id:
         raise EngineError("docker build ended without producing an image")
     return image_id
+
+
+def _check_context(context: str, dockerfile: str) -> None:
+    """docker-py opens `.dockerignore` and an out-of-context Dockerfile by name, following
+    symlinks: neither may make it read outside the context (a host file, /dev/zero)."""
+    ignore = os.path.join(context, ".dockerignore")
+    if os.path.islink(ignore) or (os.path.lexists(ignore) and not os.path.isfile(ignore)):
+        raise EngineError("docker build refused: .dockerignore must be a regular file")
+    if os.path.isabs(dockerfile) or os.path.normpath(dockerfile).split(os.sep)[0] == "..":
+        raise EngineError("docker build refused: the Dockerfile must be inside the context")
 
 
 def image_inspect(ref: str) -> dict[str, Any]:
