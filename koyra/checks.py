@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.core.checks import Error, register
+from django.core.exceptions import ValidationError
 
+from apps.validators import validate_known_hosts
 from secrets_vault import crypto
 
 HOW_TO_MAKE_A_KEY = (
@@ -52,3 +56,23 @@ def secret_key(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def git_trust(app_configs, **kwargs):
+    """KOYRA_GIT_KNOWN_HOSTS and KOYRA_GIT_CA_FILE, which the worker's git trusts."""
+    errors = []
+    try:
+        validate_known_hosts(settings.KOYRA_GIT_KNOWN_HOSTS)
+    except ValidationError as exc:
+        errors.append(Error(exc.messages[0], id="koyra.E003"))
+    ca_file = settings.KOYRA_GIT_CA_FILE
+    if ca_file and not Path(ca_file).is_file():
+        errors.append(
+            Error(
+                f"KOYRA_GIT_CA_FILE names {ca_file!r}, which is not a file.",
+                hint="Give the path of a PEM bundle of the git server's certificate authority.",
+                id="koyra.E003",
+            )
+        )
+    return errors

@@ -1,8 +1,11 @@
-"""The only module that touches `cryptography`: Fernet tokens under the configured keys."""
+"""The only module that touches `cryptography`: Fernet tokens under the configured keys, and
+the ed25519 deploy keys of apps."""
 
 from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
 NOT_DECRYPTABLE = (
@@ -75,3 +78,18 @@ def _token_bytes(token: str) -> bytes:
     if not isinstance(token, str) or not token:
         raise InvalidToken
     return token.encode()
+
+
+def ssh_keypair(comment: str) -> tuple[str, str]:
+    """A new ed25519 key pair: (the private key in OpenSSH format, the public key line
+    `ssh-ed25519 AAAA... comment` to paste into a repository's Deploy keys)."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return private, f"{public.decode()} {comment}"

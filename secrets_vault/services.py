@@ -8,15 +8,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.models import App
-from apps.validators import validate_secret_key
+from apps.validators import validate_secret_key, validate_secret_value
 from secrets_vault import crypto
-from secrets_vault.models import Secret
+from secrets_vault.models import RepoAccess, Secret
 
 
 def secret_set(*, app: App, key: str, value: str) -> Secret:
     validate_secret_key(key)
     if value == "":
         raise ValidationError(f"The value for {key} is empty; give a value (read from stdin).")
+    validate_secret_value(key, value)
     token = crypto.encrypt(value)
     secret, _ = Secret.objects.update_or_create(
         app=app, key=key, defaults={"token": token, "updated": timezone.now()}
@@ -66,12 +67,14 @@ def _decrypt(app: App, secret: Secret) -> str:
 class RotateResult:
     secrets: int = 0
     webhook_secrets: int = 0
+    repo_credentials: int = 0  # deploy keys and HTTPS tokens (secrets_vault.repo_access)
     # "<app>: <what>" of every row no configured key opens; each was left exactly as it was.
     failed: list[str] = field(default_factory=list)
 
 
 def secrets_rotate() -> RotateResult:
-    """Re-encrypt every Secret and every app's webhook secret under the first key.
+    """Re-encrypt every Secret, every app's webhook secret and repository credentials (deploy
+    key, HTTPS token) under the first key.
 
     Row by row, each a compare-and-swap of its own: an interrupted run leaves each row under
     either its old key or the first one (both still configured), so running it again finishes
@@ -93,6 +96,17 @@ def secrets_rotate() -> RotateResult:
             result.webhook_secrets += 1
         else:
             result.failed.append(f"{app_name}: webhook secret")
+    for pk, app_name, key_token, https_token in RepoAccess.objects.values_list(
+        "pk", "app__name", "deploy_key_token", "https_token"
+    ).order_by("pk"):
+        for column, token, what in (
+            ("deploy_key_token", key_token, "deploy key"),
+            ("https_token", https_token, "repository token"),
+        ):
+            if token and _rotate_row(RepoAccess, pk, column, token):
+                result.repo_credentials += 1
+            elif token:
+                result.failed.append(f"{app_name}: {what}")
     return result
 
 

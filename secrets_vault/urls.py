@@ -8,5 +8,7 @@ from secrets_vault import views
 
 urlpatterns = [
     path("", views.secret_list, name="secret-list"),
-    path("<str:key>/delete/", views.secret_delete, name="secret-delete"),
+    path("repository/deploy-key/", views.repo_deploy_key, name="repo-deploy-key"),
+    path("repository/token/", views.repo_token, name="repo-token"),
+    path("<secretkey:key>/delete/", views.secret_delete, name="secret-delete"),
 ]

@@ -8,8 +8,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.models import App
-from secrets_vault import services
-from secrets_vault.forms import SecretForm
+from secrets_vault import repo_access, services
+from secrets_vault.forms import RepoTokenForm, SecretForm
 
 
 def _get_app_for_user(request, name: str) -> App:
@@ -49,3 +49,43 @@ def secret_delete(request, name: str, key: str):
     else:
         messages.info(request, f"{app.name} has no secret named {key}.")
     return _back(app)
+
+
+def _back_to_access(app: App):
+    return redirect(reverse("app-detail", kwargs={"name": app.name}) + "#repository-access")
+
+
+@require_POST
+@login_required
+def repo_deploy_key(request, name: str):
+    """Make the app's deploy key, or a new one (rotate=1); the public key shows on the page."""
+    app = _get_app_for_user(request, name)
+    rotate = request.POST.get("rotate") == "1"
+    _, made = repo_access.deploy_key_make(app=app, rotate=rotate)
+    if made:
+        messages.success(
+            request,
+            f"New deploy key for {app.name}: add its public key to the repository's Deploy keys"
+            + (" (and remove the old one)." if rotate else "."),
+        )
+    else:
+        messages.info(request, f"{app.name} already has a deploy key.")
+    return _back_to_access(app)
+
+
+@require_POST
+@login_required
+def repo_token(request, name: str):
+    """Set the app's HTTPS token (write-only), or remove it (clear=1)."""
+    app = _get_app_for_user(request, name)
+    if request.POST.get("clear") == "1":
+        cleared = repo_access.repo_token_clear(app=app)
+        messages.info(request, f"Token of {app.name} {'removed' if cleared else 'was not set'}.")
+        return _back_to_access(app)
+    form = RepoTokenForm(request.POST)
+    if form.is_valid():
+        repo_access.repo_token_set(app=app, token=form.cleaned_data["token"])
+        messages.success(request, f"Repository token of {app.name} set; the next deploy uses it.")
+    else:
+        messages.error(request, " ".join(str(e) for e in form.errors.get("token", [])))
+    return _back_to_access(app)

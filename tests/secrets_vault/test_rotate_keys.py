@@ -59,7 +59,7 @@ def test_after_rotation_the_old_key_can_be_dropped(settings, vault, old_key):
     new = new_key()
     settings.KOYRA_FERNET_KEYS = [new, old_key]
     out, err = _rotate()
-    assert "3 secret(s), 2 webhook secret(s)" in out
+    assert "3 secret(s), 2 webhook secret(s), 0 repository credential(s)" in out
     assert err == ""
     _assert_nothing_secret_in(out, vault)
     settings.KOYRA_FERNET_KEYS = [new]
@@ -104,7 +104,7 @@ def test_an_interrupted_run_leaves_everything_readable_and_a_rerun_finishes(
 
     settings.KOYRA_FERNET_KEYS = [new, old_key]
     out, _ = _rotate()
-    assert "3 secret(s), 2 webhook secret(s)" in out
+    assert "3 secret(s), 2 webhook secret(s), 0 repository credential(s)" in out
     settings.KOYRA_FERNET_KEYS = [new]
     _assert_all_decrypt(vault)
 
@@ -128,7 +128,7 @@ def test_a_row_no_key_opens_is_reported_kept_and_the_rest_rotated(settings, vaul
         call_command("rotate_keys", stdout=out, stderr=err)
     assert exc.value.returncode == 1  # manage.py exits non-zero
     assert "blog: secret ORPHAN" in err.getvalue()
-    assert "3 secret(s), 2 webhook secret(s)" in out.getvalue()
+    assert "3 secret(s), 2 webhook secret(s), 0 repository credential(s)" in out.getvalue()
     text = out.getvalue() + err.getvalue() + str(exc.value)
     assert "lost-value-4444" not in text and foreign not in text
     _assert_nothing_secret_in(text, vault)

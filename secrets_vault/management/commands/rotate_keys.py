@@ -7,7 +7,8 @@ from secrets_vault import crypto, services
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every secret and webhook secret under the first key of KOYRA_FERNET_KEYS. "
+        "Re-encrypt every secret, webhook secret and repository credential under the first "
+        "key of KOYRA_FERNET_KEYS. "
         "Put the new key first, keep the old ones after it, run this, then drop the old keys."
     )
 
@@ -19,7 +20,8 @@ class Command(BaseCommand):
         # Counts and names only: never a value, never a token.
         self.stdout.write(
             f"re-encrypted under the first key: {result.secrets} secret(s), "
-            f"{result.webhook_secrets} webhook secret(s)"
+            f"{result.webhook_secrets} webhook secret(s), "
+            f"{result.repo_credentials} repository credential(s)"
         )
         if result.failed:
             for row in result.failed:

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.cli import get_app
+from apps.validators import MAX_SECRET_BYTES as MAX_VALUE_BYTES
 from secrets_vault import services
 
 
@@ -18,7 +19,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         app = get_app(opts["name"])
-        value = sys.stdin.read()
+        data = sys.stdin.buffer.read(MAX_VALUE_BYTES + 2)
+        if len(data) > MAX_VALUE_BYTES + 1:
+            raise CommandError(f"The value is over {MAX_VALUE_BYTES // 1024} KiB; nothing set.")
+        try:
+            # Strict: a value that is not UTF-8 is refused, never stored altered.
+            value = data.decode()
+        except UnicodeDecodeError as exc:
+            raise CommandError(
+                f"The value is not UTF-8 text (byte {exc.start}); store binary values "
+                "encoded (e.g. base64). Nothing was set."
+            ) from None
         if value.endswith("\n"):
             value = value[:-1]  # `echo value |` adds one; the secret itself does not have it
         try:
