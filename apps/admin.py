@@ -13,7 +13,7 @@ class AppAdmin(admin.ModelAdmin):
     list_filter = ("trigger",)
     filter_horizontal = ("members",)
     # The webhook secret is a Fernet token and never shown; a new one is shown once on create.
-    fields = ("name", "repo_url", "branch", "trigger", "domains", "owner", "members")
+    fields = ("name", "repo_url", "branch", "trigger", "workflows", "domains", "owner", "members")
 
     def get_readonly_fields(self, request, obj=None):
         return ("name",) if obj else ()

@@ -15,3 +15,21 @@ class AppForm(forms.Form):
     def clean_domains(self) -> list[str]:
         raw = self.cleaned_data.get("domains") or ""
         return [d for d in raw.replace(",", " ").split() if d]
+
+
+class AppSettingsForm(forms.Form):
+    """The app page's settings panel; apps.services.app_update validates the values."""
+
+    branch = forms.CharField(max_length=200)
+    trigger = forms.ChoiceField(choices=App.TRIGGER_CHOICES)
+    workflows = forms.CharField(required=False, max_length=4000, widget=forms.Textarea)
+    domains = forms.CharField(required=False, max_length=30000)
+
+    def clean_workflows(self) -> list[str]:
+        # One per line: a workflow's name may hold spaces and commas.
+        raw = self.cleaned_data.get("workflows") or ""
+        return [line for line in raw.splitlines() if line.strip()]
+
+    def clean_domains(self) -> list[str]:
+        raw = self.cleaned_data.get("domains") or ""
+        return [d for d in raw.replace(",", " ").split() if d]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from apps import validators
@@ -22,6 +23,11 @@ class App(models.Model):
     )
     trigger = models.CharField(max_length=20, choices=TRIGGER_CHOICES, default=TRIGGER_PUSH)
     domains = models.JSONField(default=list, blank=True)
+    # Workflow names (trigger workflow_run): a commit deploys once every one of them has
+    # succeeded for it. Empty: the first successful run deploys.
+    workflows = models.JSONField(
+        default=list, blank=True, validators=[validators.validate_workflows]
+    )
     # A Fernet token (secrets_vault.crypto); the clear value is shown once, at creation.
     webhook_secret_token = models.TextField(editable=False)
     owner = models.ForeignKey(
@@ -40,13 +46,36 @@ class App(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        # The one check of domains for every writer (forms, admin, commands): a backtick in
+        # one would make the Traefik rule match every host; a non-list breaks every page.
+        try:
+            validators.validate_domain_list(self.domains)
+        except ValidationError as exc:
+            raise ValidationError({"domains": exc.messages}) from None
+        try:
+            validators.validate_workflows_trigger(self.workflows, self.trigger)
+        except ValidationError as exc:
+            raise ValidationError({"workflows": exc.messages}) from None
+
+    @property
+    def webhook_events(self) -> str:
+        """What to select under "Which events would you like to trigger this webhook?" on
+        GitHub's webhook form, for this app's trigger."""
+        if self.trigger == self.TRIGGER_WORKFLOW_RUN:
+            return "Workflow runs (workflow_run)"
+        return "Just the push event (push)"
+
     @property
     def service_name(self) -> str:
         return f"{self.name}_web"
 
     @property
     def repo_full_name(self) -> str:
-        """owner/repo of a GitHub-style URL (what workflow_run's head_repository names)."""
+        """owner/repo of a GitHub-style URL, what a delivery's `repository.full_name` names:
+        git@github.com:o/r.git, ssh://git@github.com/o/r, https://github.com/o/r(.git)(/).
+        Any other URL gives its last two path segments (a file:// repository in tests), or ""
+        when it has fewer."""
         m = re.search(r"[:/]([^/:]+/[^/]+?)(?:\.git)?/?$", self.repo_url)
         return m.group(1) if m else ""
 

@@ -4,11 +4,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps import services
-from apps.forms import AppForm
+from apps.forms import AppForm, AppSettingsForm
 from apps.models import App
 from deployments import selectors
 from deployments import services as deploys
@@ -78,6 +79,27 @@ def app_detail(request, name: str):
         "webhook_url": services.app_webhook_url(app=app),
     }
     return _render(request, "apps/detail.html", context, "overview")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def app_settings(request, name: str):
+    """The settings panel of the app page: one app_update, all of it or nothing."""
+    app = _get_app_for_user(request, name)
+    if request.method == "POST":
+        form = AppSettingsForm(request.POST)
+        try:
+            if not form.is_valid():
+                errors = form.errors.get_json_data()
+                raise ValidationError(
+                    [f"{f}: {e['message']}" for f, es in errors.items() for e in es]
+                )
+            services.app_update(app=app, **form.cleaned_data)
+        except ValidationError as exc:
+            messages.error(request, f"Settings not saved: {' '.join(exc.messages)}")
+        else:
+            messages.success(request, f"Settings of {app.name} saved: the next delivery uses them.")
+    return redirect(reverse("app-detail", kwargs={"name": app.name}) + "#settings")
 
 
 def _queued(request, app: App, what: str, service, **kwargs):

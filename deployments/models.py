@@ -48,6 +48,9 @@ class Deploy(models.Model):
     FINISHED = (Status.LIVE, Status.FAILED, Status.SUPERSEDED, Status.CANCELLED, Status.RETIRED)
     # Triggers that build an image; the others re-apply a recorded release.
     BUILD_TRIGGERS = ("push", "workflow_run", "manual")
+    # Triggers of GitHub's webhooks: their commits may arrive out of order, so git decides
+    # which one deploys (deployments/ordering.py), never the order of arrival.
+    WEBHOOK_TRIGGERS = ("push", "workflow_run")
 
     TRIGGERS = ["push", "workflow_run", "manual", "redeploy", "rollback"]
 
@@ -127,11 +130,15 @@ class Deploy(models.Model):
     def mark_failed(self, reason: str) -> bool:
         return self._move(self.Status.FAILED, allowed=self.PENDING, error=reason[:4000])
 
-    def mark_superseded(self, by: Deploy) -> bool:
+    def mark_superseded(self, by: Deploy, reason: str = "") -> bool:
+        """Queued, and `by` was queued after it. With a `reason`: found stale by its own
+        clone (its commit is already live or older, or `by` carries a newer one), so it may
+        also be building then: the clone stage, before anything is built."""
+        allowed = (self.Status.QUEUED, self.Status.BUILDING) if reason else (self.Status.QUEUED,)
         return self._move(
             self.Status.SUPERSEDED,
-            allowed=(self.Status.QUEUED,),
-            error=f"superseded by deploy #{by.pk}",
+            allowed=allowed,
+            error=(reason or f"superseded by deploy #{by.pk}")[:4000],
         )
 
     def mark_cancelled(self) -> bool:

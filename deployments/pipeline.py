@@ -19,13 +19,22 @@ from django.db import close_old_connections, transaction
 from apps import services as app_services
 from apps.models import App
 from apps.validators import validate_repo_url
-from deployments import cluster, logstream, retention, selectors, swarm_secrets, swarm_spec
+from deployments import (
+    checkout,
+    cluster,
+    logstream,
+    ordering,
+    retention,
+    selectors,
+    swarm_secrets,
+    swarm_spec,
+)
 from deployments import manifest as manifest_mod
 from deployments.boundaries import engine, git, ingress, registry
 from deployments.models import Deploy, Image
 from deployments.release_spec import ReleaseSpec
 from deployments.transitions import transition
-from secrets_vault import crypto
+from secrets_vault import crypto, repo_access
 from secrets_vault import services as vault
 
 Status = Deploy.Status
@@ -40,12 +49,19 @@ class DeployStopped(Exception):
     """Cancelled by a user or out of time."""
 
 
+class DeploySuperseded(Exception):
+    """Its clone showed it stale (ordering.py); the status says so already."""
+
+
 def deploy_run(*, deploy_id: int) -> Deploy:
     """Run one queued deploy to its end (what the worker's job calls)."""
     deploy = Deploy.objects.select_related("app").get(pk=deploy_id)
     if deploy.status != Status.QUEUED:
         return deploy  # superseded or cancelled while it waited
-    newer = deploy.app.deploys.filter(status=Status.QUEUED, pk__gt=deploy.pk).first()
+    queued = deploy.app.deploys.filter(status=Status.QUEUED, pk__gt=deploy.pk)
+    if deploy.trigger in Deploy.WEBHOOK_TRIGGERS:  # a newer one may carry an older commit:
+        queued = queued.exclude(trigger__in=Deploy.WEBHOOK_TRIGGERS)  # git decides (ordering)
+    newer = queued.first()
     if newer is not None:
         transition(deploy, Status.SUPERSEDED, by=newer)
         return deploy
@@ -62,6 +78,8 @@ class _Pipeline:
         # Every secret of the app, decrypted once per run (_read_secrets): the values this
         # deploy applies, and what the log redacts. One set meanwhile applies to the next.
         self.secrets: dict[str, str] = {}
+        # The app's repository credentials, decrypted once by _clone; redacted like secrets.
+        self.auth = git.GitAuth(app=self.app.name)
         self.created_service = False
         self._last_check = 0.0
         self._stop_reason = ""
@@ -72,11 +90,15 @@ class _Pipeline:
             self._rollout(self._build() if build else self._reuse())
         except DeployStopped as exc:
             self._give_up(str(exc), cancelled=self._stop_reason == CANCELLED_BY_USER)
+        except DeploySuperseded:
+            pass
         except (
             DeployFailed,
             manifest_mod.ManifestError,
+            checkout.CheckoutError,
             git.GitError,
             engine.EngineError,
+            registry.RegistryError,
             crypto.VaultError,
         ) as exc:
             if self._stop_reason:
@@ -133,7 +155,9 @@ class _Pipeline:
         """Before anything is built or applied: every secret decrypts (fail closed), the ones
         the release names have a value, and the log redacts every value of the app."""
         self.secrets = vault.secret_values(app=self.app)
-        self.log.redact = logstream.Redactor(list(self.secrets.values()))
+        self.log.redact = logstream.Redactor(
+            [*self.secrets.values(), self.auth.ssh_key, self.auth.token]
+        )
         vault.secrets_require(app=self.app, keys=keys, present=self.secrets)
 
     def _secret_refs(self, keys: list[str]) -> list[swarm_spec.SecretRef]:
@@ -163,19 +187,36 @@ class _Pipeline:
         d, app = self.deploy, self.app
         self._stage("clone", Status.BUILDING)
         validate_repo_url(app.repo_url)  # again: settings may have changed since creation
+        self.auth = repo_access.repo_auth(app=app)
+        self.log.redact = logstream.Redactor([self.auth.ssh_key, self.auth.token])
         if not d.commit:
-            d.commit = git.resolve(app.repo_url, app.branch)
+            d.commit = git.resolve(app.repo_url, app.branch, auth=self.auth)
             Deploy.objects.filter(pk=d.pk).update(commit=d.commit)
         self.log(f"cloning {app.repo_url} at {d.commit}")
-        git.clone_at(app.repo_url, d.commit, self.workspace, should_stop=self.should_stop)
+        git.clone_at(
+            app.repo_url, d.commit, self.workspace, should_stop=self.should_stop, auth=self.auth
+        )
         d.finish_stage("clone")
+        # A webhook's commit that is live already, or older, or in a newer queued deploy.
+        stale = ordering.superseded_by(
+            deploy=d,
+            workspace=self.workspace,
+            auth=self.auth,
+            should_stop=self.should_stop,
+            say=self.log,
+        )
+        if stale and transition(
+            d, Status.SUPERSEDED, by=stale[0], reason=stale[1], log=self.log, line=stale[1]
+        ):
+            raise DeploySuperseded(stale[1])
 
     def _build_image(self, m: manifest_mod.Manifest) -> str:
         d, app = self.deploy, self.app
         self._stage("build", Status.BUILDING)
-        context = self._inside(m.context, "build.context")
-        dockerfile = self._inside(f"{m.context}/{m.dockerfile}", "build.dockerfile")
-        if not dockerfile.is_file():
+        # The repository is untrusted: the context, its Dockerfile and .dockerignore (which
+        # docker-py opens by name) must be real files inside the checkout.
+        context, dockerfile = checkout.build_files(self.workspace, m.context, m.dockerfile)
+        if not (context / dockerfile).is_file():
             raise DeployFailed(
                 f"No Dockerfile at {m.context}/{m.dockerfile} in {d.short_commit}: add one, or "
                 "set build.dockerfile in .paas/app.yaml"
@@ -186,7 +227,7 @@ class _Pipeline:
             self.log(f"build args: {', '.join(sorted(args))}")
         engine.build(
             context=str(context),
-            dockerfile=str(dockerfile.relative_to(context)),
+            dockerfile=dockerfile,
             tag=ref,
             buildargs=args,
             labels={"koyra.app": app.name, "koyra.commit": d.commit},
@@ -196,16 +237,13 @@ class _Pipeline:
         d.finish_stage("build")
         return ref
 
-    def _inside(self, rel: str, field: str) -> Path:
-        path = (self.workspace / rel).resolve()
-        root = self.workspace.resolve()
-        if path != root and root not in path.parents:
-            raise DeployFailed(f".paas/app.yaml: {field}: points outside the repository")
-        return path
-
     def _push(self, ref: str) -> Image:
         d = self.deploy
         self._stage("push", Status.PUSHING)
+        try:
+            registry.wait_ready(settings.KOYRA_REGISTRY_WAIT_SECONDS, on_wait=self.log)
+        except registry.RegistryError as exc:
+            raise DeployFailed(f"push to the registry failed: {exc}") from None
         digest = engine.push(ref=ref, on_line=self.log)
         info = engine.image_inspect(ref)
         image = Image.objects.create(

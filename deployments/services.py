@@ -29,14 +29,22 @@ Status = Deploy.Status
 def deploy_create(
     *, app: App, commit: str = "", trigger: str = "manual", source: Deploy | None = None
 ) -> Deploy:
-    """The Deploy row first; the job is enqueued once the row is committed. Older queued
-    deploys of the app are superseded: never two builds of stale commits in a row."""
+    """The Deploy row first; the job is enqueued once the row is committed. A user's deploy
+    (manual, redeploy, rollback) supersedes the app's older queued deploys: never two builds
+    of stale commits in a row. A webhook's supersedes nothing: its commit may be older than
+    theirs (CI runs finish out of order), which git tells once it is cloned (ordering.py)."""
     if commit:
         validate_commit(commit)
     with transaction.atomic():
+        # Creates for one app take turns on its row, so each sees (and supersedes) the queued
+        # deploy of the one before; two asked for at once would otherwise both stay queued (a
+        # row lock SQLite never needed). NO KEY: rows that only point at the app (a webhook
+        # delivery inserted first) do not block it.
+        App.objects.select_for_update(no_key=True).only("pk").get(pk=app.pk)
         deploy = Deploy.objects.create(app=app, commit=commit, trigger=trigger, source=source)
-        for older in app.deploys.filter(status=Status.QUEUED).exclude(pk=deploy.pk):
-            transition(older, Status.SUPERSEDED, by=deploy)
+        older = app.deploys.filter(status=Status.QUEUED).exclude(pk=deploy.pk)
+        for stale in older if trigger not in Deploy.WEBHOOK_TRIGGERS else ():
+            transition(stale, Status.SUPERSEDED, by=deploy)
         transaction.on_commit(lambda: deploy_enqueue(deploy_id=deploy.pk))
     return deploy
 

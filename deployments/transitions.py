@@ -24,8 +24,9 @@ def transition(
     e.g. a deploy that finished meanwhile (cancelled, swept) stays as it is.
 
     - `stage`: a stage of the pipeline starts (`to` is one of Deploy.PENDING);
-    - `reason`: why it failed (FAILED);
-    - `by`: the newer deploy that supersedes it (SUPERSEDED);
+    - `reason`: why it failed (FAILED), or why `by` supersedes it (SUPERSEDED, optional);
+    - `by`: the deploy that supersedes it (SUPERSEDED): a newer queued one, or the live one
+      when its commit is already live or older (then with a `reason`, see mark_superseded);
     - `line` for `log`: stored only when the status moved, and before viewers hear of the
       new status (a viewer's stream ends with the final status: nothing after it is shown).
     """
@@ -38,7 +39,7 @@ def transition(
     elif to == Status.SUPERSEDED:
         if by is None:
             raise ValueError("a superseded deploy needs the deploy that supersedes it")
-        moved = deploy.mark_superseded(by)
+        moved = deploy.mark_superseded(by, reason)
     elif to == Status.CANCELLED:
         moved = deploy.mark_cancelled()
     elif to == Status.RETIRED:

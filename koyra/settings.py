@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import overload
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import environ
 
@@ -44,6 +44,9 @@ KOYRA_DATA_DIR = Path(_read("KOYRA_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 KOYRA_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = _bool("DEBUG", False)
+# Error pages and mails never show posted secret values or DATABASE_URL/REDIS_URL passwords,
+# DEBUG or not.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "koyra.reporting.KoyraExceptionReporterFilter"
 # No SECRET_KEY is never a crash here; koyra.E002 reports it at `check` time unless DEBUG.
 SECRET_KEY = _read("SECRET_KEY") or ""
 ALLOWED_HOSTS = [h.strip() for h in (_read("ALLOWED_HOSTS", "127.0.0.1,localhost")).split(",")]
@@ -99,6 +102,12 @@ ASGI_APPLICATION = "koyra.asgi.application"
 
 DATABASE_URL = _read("DATABASE_URL") or f"sqlite:///{KOYRA_DATA_DIR / 'koyra.sqlite3'}"
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+_db_host = urlsplit(DATABASE_URL).netloc.rpartition("@")[2].partition(":")[0]
+if _db_host[:3].lower() == "%2f":
+    # A socket directory as the host (postgres://koyra@%2Frun%2Fpostgresql/koyra, as libpq
+    # writes it): django-environ leaves it quoted and lowercased, and psycopg would look it up
+    # in DNS. The path form (postgres:////run/postgresql/koyra) needs no help.
+    DATABASES["default"]["HOST"] = unquote(_db_host)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The worker writes log lines while the web side reads them: WAL lets both proceed, and
     # IMMEDIATE transactions take the write lock up front instead of failing on upgrade.
@@ -154,6 +163,9 @@ KOYRA_FERNET_KEYS = [k.strip() for k in (_read("KOYRA_FERNET_KEYS") or "").split
 KOYRA_REGISTRY = _read("KOYRA_REGISTRY", "127.0.0.1:5000")
 KOYRA_NETWORK = _read("KOYRA_NETWORK", "koyra-public")
 KOYRA_REGISTRY_IMAGE = _read("KOYRA_REGISTRY_IMAGE", "registry:2")
+# How long a push (and bootstrap_cluster) waits for the registry to answer: after an engine
+# restart its task takes a while to be back, and its port refuses connections until then.
+KOYRA_REGISTRY_WAIT_SECONDS = _int("KOYRA_REGISTRY_WAIT_SECONDS", 60)
 KOYRA_TRAEFIK_IMAGE = _read("KOYRA_TRAEFIK_IMAGE", "traefik:v3.7")
 KOYRA_HTTP_PORT = _int("KOYRA_HTTP_PORT", 80)
 KOYRA_HTTPS_PORT = _int("KOYRA_HTTPS_PORT", 443)
@@ -161,6 +173,11 @@ KOYRA_ACME_EMAIL = _read("KOYRA_ACME_EMAIL", "") or ""
 KOYRA_BASE_URL = (_read("KOYRA_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
 # file:// repositories read the Koyra server's own disk: for tests and single-user setups.
 KOYRA_ALLOW_FILE_REPOS = _bool("KOYRA_ALLOW_FILE_REPOS", False)
+# known_hosts lines of self-hosted git servers (ssh URLs); GitHub's keys are built in
+# (deployments/boundaries/git.py). Unknown or changed host keys are refused, never trusted.
+KOYRA_GIT_KNOWN_HOSTS = _read("KOYRA_GIT_KNOWN_HOSTS", "") or ""
+# A CA bundle git trusts for self-hosted HTTPS git servers (http.sslCAInfo).
+KOYRA_GIT_CA_FILE = _read("KOYRA_GIT_CA_FILE", "") or ""
 if KOYRA_BASE_URL.startswith("https://"):
     # Served over TLS (usually behind a proxy that terminates it): cookies only over HTTPS,
     # the proxy's X-Forwarded-Proto is believed, and the public origin passes CSRF checks.

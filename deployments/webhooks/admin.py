@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from deployments.admin import ReadOnlyAdmin
-from deployments.webhooks.models import WebhookDelivery
+from deployments.webhooks.models import WebhookDelivery, WorkflowPass
 
 
 @admin.register(WebhookDelivery)
@@ -11,3 +11,9 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("received", "app", "event", "outcome", "reason", "commit", "delivery_id")
     list_filter = ("outcome", "event")
     search_fields = ("app__name", "delivery_id", "commit")
+
+
+@admin.register(WorkflowPass)
+class WorkflowPassAdmin(ReadOnlyAdmin):
+    list_display = ("received", "app", "workflow", "commit")
+    search_fields = ("app__name", "workflow", "commit")

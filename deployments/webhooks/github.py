@@ -1,8 +1,10 @@
 """The only module that knows GitHub's webhook formats: signatures and payloads.
 
 GitHub signs the raw request body with the webhook's secret (HMAC-SHA256) and sends it as
-`X-Hub-Signature-256: sha256=<hex>`. Payload parsing turns a `push` or `workflow_run` body
-into a small `Decision`: deploy this commit, or ignore it and say why.
+`X-Hub-Signature-256: sha256=<hex>`. The body is JSON, or (GitHub's default for a webhook added
+by hand) `application/x-www-form-urlencoded` with the JSON in its one field `payload`. Payload
+parsing turns a `push` or `workflow_run` body into a small `Decision`: deploy this commit, or
+ignore it and say why. Every event is first checked against the app's repository.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from django.core.exceptions import ValidationError
 
@@ -21,6 +24,7 @@ from apps.validators import COMMIT_RE, validate_commit
 Payload = dict[str, Any]
 T = TypeVar("T")
 ZERO_SHA = "0" * 40
+FORM = "application/x-www-form-urlencoded"
 _SIGNATURE_RE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 
 
@@ -33,6 +37,7 @@ class Decision:
     deploy: bool
     reason: str
     commit: str = ""  # the commit the payload names, also when it is ignored
+    workflow: str = ""  # for a workflow_run: the workflow's name (what `workflows` lists)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -54,32 +59,80 @@ def signature_is_valid(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected, f"sha256={m.group(1).lower()}".encode())
 
 
-def load(body: bytes) -> Payload:
-    """The JSON object in a webhook body, or PayloadError."""
+def load(body: bytes, content_type: str = "application/json") -> Payload:
+    """The JSON object in a webhook body of either content type GitHub sends, or PayloadError.
+
+    `content_type` is the request's Content-Type header: `application/x-www-form-urlencoded`
+    means `payload=<urlencoded JSON>`, anything else is taken as JSON. The signature was
+    checked over the raw body before this: nothing here needs to be trusted for that.
+    """
+    media = content_type.partition(";")[0].strip().lower()
+    if media == FORM:
+        return _object(_form_payload(body), "the form field payload")
     try:
-        payload = json.loads(body)
+        return _object(body, "the body")
+    except PayloadError as exc:
+        if body[:8] != b"payload=":
+            raise
+        raise PayloadError(
+            f"{exc} (it looks form-encoded, but its Content-Type is {media or 'missing'}, "
+            f"not {FORM})"
+        ) from None
+
+
+def _form_payload(body: bytes) -> str:
+    """The `payload` field of a form-encoded body: the only field, there exactly once."""
+    try:
+        fields = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=True,
+            encoding="utf-8",
+            errors="strict",
+        )
     except (UnicodeDecodeError, ValueError) as exc:
-        # GitHub's other content type sends `payload=<urlencoded JSON>`.
-        hint = " (set the webhook's content type to application/json)"
-        form = body[:8] == b"payload="
-        raise PayloadError(f"the body is not JSON{hint if form else ''}: {exc}") from None
+        raise PayloadError(
+            f"the form-encoded body is not payload=<urlencoded JSON>: {str(exc)[:200]}"
+        ) from None
+    values = [value for name, value in fields if name == "payload"]
+    others = sorted({name[:40] for name, _ in fields if name != "payload"})
+    if not values:
+        raise PayloadError("the form-encoded body has no payload field (payload=<JSON>)")
+    if len(values) > 1 or others:
+        extra = f"other fields: {', '.join(others[:5])}" if others else "payload repeated"
+        raise PayloadError(f"the form-encoded body has more than payload=<JSON> ({extra})")
+    return values[0]
+
+
+def _object(text: str | bytes, what: str) -> Payload:
+    try:
+        payload = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError(f"{what} is not JSON: {exc}") from None
+    except RecursionError:
+        # Valid JSON nested deeper than Python's stack: no GitHub payload is anything like it.
+        raise PayloadError(f"{what} is JSON nested too deeply to read") from None
     if not isinstance(payload, dict):
-        raise PayloadError("the body is JSON but not an object")
+        raise PayloadError(f"{what} is JSON but not an object")
     return payload
 
 
 def decide(
     *, event: str, payload: Payload, branch: str, trigger: str, repo_full_name: str
 ) -> Decision:
-    """What a verified delivery of `event` means for an app on `branch` with `trigger`."""
+    """What a verified delivery of `event` means for an app on `branch` with `trigger`, whose
+    repository is `repo_full_name` (owner/name, compared case-insensitively)."""
     if event == "ping":
-        return _ping(payload, trigger)
+        return _ping(payload, trigger, repo_full_name)
     if event == "push":
-        return _push(payload, branch, trigger)
+        return _push(payload, branch, trigger, repo_full_name)
     if event == "workflow_run":
         return _workflow_run(payload, branch, trigger, repo_full_name)
     if not event:
         raise PayloadError("no X-GitHub-Event header: is this a GitHub webhook?")
+    other = _other_repository(payload, repo_full_name, required=False)
+    if other:
+        return Decision(False, f"{event} {other}")
     return Decision(
         False, f"{event} events never deploy: this app deploys on {_trigger_event(trigger)}"
     )
@@ -89,8 +142,37 @@ def _trigger_event(trigger: str) -> str:
     return "push" if trigger == "push" else "a successful workflow_run (CI)"
 
 
-def _ping(payload: Payload, trigger: str) -> Decision:
+def _other_repository(payload: Payload, repo_full_name: str, *, required: bool = True) -> str:
+    """Why the delivery is not about the app's repository, or "" when it is.
+
+    An organization's webhook, or one URL and secret pasted into a second repository, sends
+    the other repositories' events here too: they must never deploy this app.
+    """
+    repository = _get(payload, "repository", dict, required=required)
+    if not repository and not required:
+        return ""
+    name = repository.get("full_name")
+    if not isinstance(name, str) or not name:
+        raise PayloadError("the payload's 'repository.full_name' is missing or not a str")
+    if _is_ours(name, repo_full_name):
+        return ""
+    return f"is for the repository {name[:100]}, not the app's repository {_ours(repo_full_name)}"
+
+
+def _is_ours(name: str, repo_full_name: str) -> bool:
+    return bool(repo_full_name) and name.lower() == repo_full_name.lower()
+
+
+def _ours(repo_full_name: str) -> str:
+    return repo_full_name or "(none: its URL names no owner/name)"
+
+
+def _ping(payload: Payload, trigger: str, repo_full_name: str) -> Decision:
     # The ping carries the hook's configuration: say so now if it will never deploy.
+    # An organization's hook pings without a repository; a repository's hook names it.
+    other = _other_repository(payload, repo_full_name, required=False)
+    if other:
+        return Decision(False, f"ping: the webhook reaches Koyra, but it {other}")
     events = _get(payload, "hook", dict, required=False).get("events") or []
     if isinstance(events, list) and events and "*" not in events and trigger not in events:
         return Decision(
@@ -101,11 +183,14 @@ def _ping(payload: Payload, trigger: str) -> Decision:
     return Decision(False, "ping: the webhook reaches Koyra")
 
 
-def _push(payload: Payload, branch: str, trigger: str) -> Decision:
+def _push(payload: Payload, branch: str, trigger: str, repo_full_name: str) -> Decision:
     ref = _get(payload, "ref", str)
     after = _get(payload, "after", str)
     commit = _sha_or_blank(after)
     want = f"refs/heads/{branch}"
+    other = _other_repository(payload, repo_full_name)
+    if other:
+        return Decision(False, f"push to {ref} {other}", commit)
     if trigger != "push":
         return Decision(
             False,
@@ -125,21 +210,33 @@ def _push(payload: Payload, branch: str, trigger: str) -> Decision:
 def _workflow_run(payload: Payload, branch: str, trigger: str, repo_full_name: str) -> Decision:
     run = _get(payload, "workflow_run", dict)
     sha = run.get("head_sha")
-    title = f"workflow run {run.get('name') or run.get('id') or ''}".rstrip()
+    name = run.get("name") or _get(payload, "workflow", dict, required=False).get("name")
+    workflow = name if isinstance(name, str) else ""
+    title = f"workflow run {workflow or run.get('id') or ''}".rstrip()
+    other = _other_repository(payload, repo_full_name)
+    if other:
+        return Decision(False, f"{title} {other}", _sha_or_blank(sha), workflow)
+    # A fork's pull request can name its branch like ours: only our own repository's runs.
+    head_repo = _get(run, "head_repository", dict, required=False).get("full_name")
+    if not isinstance(head_repo, str) or not _is_ours(head_repo, repo_full_name):
+        why = f"ran on {str(head_repo)[:100]}, not on the app's repository {_ours(repo_full_name)}"
+        return Decision(False, f"{title}: {why}", _sha_or_blank(sha), workflow)
     if trigger != "workflow_run":
         return Decision(
             False,
             f"{title} ignored: this app deploys on push (trigger push), not after CI",
             _sha_or_blank(sha),
+            workflow,
         )
-    reason = _workflow_run_refusal(payload, run, branch, repo_full_name)
+    reason = _workflow_run_refusal(payload, run, branch)
     if reason:
-        return Decision(False, f"{title}: {reason}", _sha_or_blank(sha))
-    return Decision(True, f"{title} succeeded on {branch}", _commit(sha, "workflow_run.head_sha"))
+        return Decision(False, f"{title}: {reason}", _sha_or_blank(sha), workflow)
+    commit = _commit(sha, "workflow_run.head_sha")
+    return Decision(True, f"{title} succeeded on {branch}", commit, workflow)
 
 
-def _workflow_run_refusal(payload: Payload, run: Payload, branch: str, repo_full_name: str) -> str:
-    """Why a workflow_run must not deploy, or "" when it should."""
+def _workflow_run_refusal(payload: Payload, run: Payload, branch: str) -> str:
+    """Why a workflow_run of the app's repository must not deploy, or "" when it should."""
     action = _get(payload, "action", str)
     if action != "completed":
         return f"{action}, not completed yet; Koyra deploys once it completes with success"
@@ -147,14 +244,6 @@ def _workflow_run_refusal(payload: Payload, run: Payload, branch: str, repo_full
         return f"concluded {run.get('conclusion')}; only a success deploys"
     if run.get("event") != "push":
         return f"ran for a {run.get('event')} event; only runs for pushes deploy"
-    # A fork's pull request can name its branch like ours: only our own repository's runs.
-    head_repo = _get(run, "head_repository", dict, required=False).get("full_name")
-    if (
-        not head_repo
-        or not isinstance(head_repo, str)
-        or head_repo.lower() != repo_full_name.lower()
-    ):
-        return f"ran on {head_repo}, not on the app's repository {repo_full_name}"
     if run.get("head_branch") != branch:
         return f"ran on branch {run.get('head_branch')}, app deploys {branch}"
     return ""

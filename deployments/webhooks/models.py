@@ -14,8 +14,13 @@ class WebhookDelivery(models.Model):
     DUPLICATE = "duplicate"
     OUTCOMES = [(o, o) for o in (ACCEPTED, IGNORED, REFUSED, DUPLICATE)]
 
-    # GitHub's X-GitHub-Delivery; blank only for refused requests that carried none.
-    delivery_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    # GitHub's X-GitHub-Delivery; blank for requests that carried none, and for duplicates
+    # (whose reason names it). One delivery id queues at most one deploy (the constraint
+    # below); an ignored or refused one is judged again when GitHub redelivers it. NULL, not
+    # "", for "none": what the rows recorded while the column was unique hold.
+    delivery_id = models.CharField(  # noqa: DJ001
+        max_length=100, null=True, blank=True, db_index=True
+    )
     app = models.ForeignKey(App, null=True, on_delete=models.CASCADE, related_name="deliveries")
     event = models.CharField(max_length=50, blank=True)
     commit = models.CharField(max_length=40, blank=True)
@@ -31,6 +36,35 @@ class WebhookDelivery(models.Model):
         db_table = "deployments_webhookdelivery"
         ordering = ["-received", "-id"]
         verbose_name_plural = "webhook deliveries"
+        constraints = [
+            # Conditional, so redeliveries of an ignored or refused delivery are each listed,
+            # while concurrent redeliveries of an accepted one cannot queue a second deploy
+            # (a partial unique index: SQLite and PostgreSQL both have them).
+            models.UniqueConstraint(
+                fields=["delivery_id"],
+                condition=models.Q(outcome="accepted"),
+                name="uniq_accepted_delivery",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} {self.outcome} ({self.delivery_id or 'no id'})"
+
+
+class WorkflowPass(models.Model):
+    """A workflow that succeeded for a commit of an app: what the app's `workflows` setting
+    waits for before the commit deploys (one row per app, commit and workflow)."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="workflow_passes")
+    commit = models.CharField(max_length=40)
+    workflow = models.CharField(max_length=100)
+    received = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "commit", "workflow"], name="uniq_workflow_pass")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} passed {self.commit[:12]}"

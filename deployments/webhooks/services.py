@@ -1,4 +1,5 @@
-"""GitHub webhooks: verify a delivery, record it once, and queue the deploy it asks for."""
+"""GitHub webhooks: verify a delivery, record every attempt, and queue the deploy it asks for
+(once per delivery id; for CI, once every workflow the app waits for succeeded)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from django.db import IntegrityError, transaction
 from apps import services as app_services
 from apps.models import App
 from deployments import services as deploy_services
+from deployments.models import Deploy
 from deployments.webhooks import github
-from deployments.webhooks.models import WebhookDelivery
+from deployments.webhooks.models import WebhookDelivery, WorkflowPass
 
 log = logging.getLogger(__name__)
 
@@ -25,32 +27,35 @@ def webhook_verify(*, app: App, body: bytes, signature: str | None) -> bool:
     return github.signature_is_valid(app_services.app_webhook_secret(app=app), body, signature)
 
 
-def webhook_receive(*, app: App, event: str, delivery_id: str, payload: bytes) -> WebhookDelivery:
-    """Handle one verified delivery (`payload` is its raw body) and return its record.
+def webhook_receive(
+    *, app: App, event: str, delivery_id: str, payload: bytes, content_type: str = ""
+) -> WebhookDelivery:
+    """Handle one verified delivery (`payload` is its raw body, sent as `content_type`) and
+    return its record.
 
-    The record is created under the unique X-GitHub-Delivery id in the same transaction as
-    the deploy: a redelivery, even one racing the original, hits the constraint and is
-    recorded as a duplicate that queues nothing. Never a check-then-insert.
+    X-GitHub-Delivery is unique per *deploy*: a redelivery of a delivery that queued one is a
+    duplicate that queues nothing. One that was ignored or refused is judged again (GitHub's
+    "Redeliver" is how a user retries after fixing the app's branch, trigger or repository),
+    each attempt a row of its own. Deliveries that would queue a deploy take turns on the
+    app's row, and a unique index on accepted delivery ids backs that up: two redeliveries
+    racing each other never queue two deploys.
     """
     event = (event or "")[:50]
     if not _DELIVERY_ID_RE.fullmatch(delivery_id or ""):
         reason = "no usable X-GitHub-Delivery header, so a redelivery could not be told apart"
         return _record(app=app, event=event, outcome=WebhookDelivery.REFUSED, reason=reason)
-    decision: github.Decision | None = None
-    try:
-        decision = github.decide(
-            event=event,
-            payload=github.load(payload),
-            branch=app.branch,
-            trigger=app.trigger,
-            repo_full_name=app.repo_full_name,
-        )
-    except github.PayloadError as exc:
-        outcome, commit, reason = WebhookDelivery.REFUSED, "", f"malformed payload: {exc}"
-    else:
-        outcome = WebhookDelivery.ACCEPTED if decision.deploy else WebhookDelivery.IGNORED
-        commit, reason = decision.commit, decision.reason
+    decision, outcome, reason = _judge(app=app, event=event, body=payload, kind=content_type)
+    commit = decision.commit if decision is not None else ""
+    if _accepted(delivery_id) is not None:
+        return _duplicate(app=app, event=event, delivery_id=delivery_id, commit=commit)
     with transaction.atomic():
+        if outcome == WebhookDelivery.ACCEPTED and decision is not None:
+            App.objects.select_for_update(no_key=True).only("pk").get(pk=app.pk)
+            if _accepted(delivery_id) is not None:  # the one we waited for accepted it
+                return _duplicate(app=app, event=event, delivery_id=delivery_id, commit=commit)
+            if event == "workflow_run":
+                deploy, reason = _gate(app=app, decision=decision)
+                outcome = WebhookDelivery.ACCEPTED if deploy else WebhookDelivery.IGNORED
         try:
             with transaction.atomic():  # a savepoint: the outer transaction survives the clash
                 delivery = _record(
@@ -63,14 +68,67 @@ def webhook_receive(*, app: App, event: str, delivery_id: str, payload: bytes) -
                 )
         except IntegrityError:
             return _duplicate(app=app, event=event, delivery_id=delivery_id, commit=commit)
-        if decision is not None and decision.deploy:
+        if outcome == WebhookDelivery.ACCEPTED:
             # deploy_create enqueues on commit: the job never sees an uncommitted row.
-            delivery.deploy = deploy_services.deploy_create(
-                app=app, commit=decision.commit, trigger=event
-            )
+            delivery.deploy = deploy_services.deploy_create(app=app, commit=commit, trigger=event)
             delivery.save(update_fields=["deploy"])
     log.info("webhook %s for %s: %s (%s)", delivery_id, app.name, outcome, reason)
     return delivery
+
+
+def _judge(
+    *, app: App, event: str, body: bytes, kind: str
+) -> tuple[github.Decision | None, str, str]:
+    """What GitHub's rules say about the delivery: its decision, outcome and reason."""
+    try:
+        decision = github.decide(
+            event=event,
+            payload=github.load(body, kind),
+            branch=app.branch,
+            trigger=app.trigger,
+            repo_full_name=app.repo_full_name,
+        )
+    except github.PayloadError as exc:
+        return None, WebhookDelivery.REFUSED, f"malformed payload: {exc}"
+    outcome = WebhookDelivery.ACCEPTED if decision.deploy else WebhookDelivery.IGNORED
+    return decision, outcome, decision.reason
+
+
+def _gate(*, app: App, decision: github.Decision) -> tuple[bool, str]:
+    """Whether a successful workflow run deploys its commit now, and the reason either way.
+
+    With the app's `workflows` only the named ones count, and the commit deploys once every
+    one of them has succeeded for it (in any order, each recorded as a WorkflowPass);
+    without, the first success deploys. Once: a commit with a deploy queued, running or live
+    is not queued again by the next workflow's success. Called under the app's row lock.
+    """
+    sha, names, reason = decision.commit, app.workflows, decision.reason
+    if names:
+        if decision.workflow not in names:
+            return False, (
+                f"{reason}, but this app waits for the workflows {', '.join(names)} "
+                f"(setting workflows), and {decision.workflow or 'this run'} is not one of them"
+            )
+        WorkflowPass.objects.get_or_create(app=app, commit=sha, workflow=decision.workflow)
+        passed = set(
+            WorkflowPass.objects.filter(app=app, commit=sha).values_list("workflow", flat=True)
+        )
+        missing = [name for name in names if name not in passed]
+        if missing:
+            return False, f"{reason}; waiting for {', '.join(missing)} to succeed for {sha[:12]}"
+        reason = f"{reason}; every workflow it waits for succeeded for {sha[:12]}"
+    pending = app.deploys.filter(
+        commit=sha, status__in=(*Deploy.PENDING, Deploy.Status.LIVE)
+    ).first()
+    if pending is not None:
+        return False, f"{reason}, but deploy #{pending.pk} of it is {pending.status} already"
+    return True, reason
+
+
+def _accepted(delivery_id: str) -> WebhookDelivery | None:
+    return WebhookDelivery.objects.filter(
+        delivery_id=delivery_id, outcome=WebhookDelivery.ACCEPTED
+    ).first()
 
 
 def _record(
@@ -95,9 +153,9 @@ def _record(
 def _duplicate(*, app: App, event: str, delivery_id: str, commit: str) -> WebhookDelivery:
     # Listed too (without the id, which belongs to the first one) so a redelivery that
     # "did nothing" explains itself.
-    first = WebhookDelivery.objects.filter(delivery_id=delivery_id, app=app).first()
+    first = _accepted(delivery_id)
     seen = ""
-    if first is not None:  # another app's delivery is none of this app's business
+    if first is not None and first.app_id == app.pk:  # another app's is none of its business
         seen = f", first received {first.received:%Y-%m-%d %H:%M:%S} UTC ({first.outcome})"
     reason = f"redelivery of {delivery_id}{seen}: nothing queued"
     log.info("webhook %s for %s: duplicate", delivery_id, app.name)

@@ -1,4 +1,4 @@
-"""POST /webhooks/github/<app>/: GitHub's push and workflow_run deliveries."""
+"""POST /webhooks/github/<app>/: GitHub's push and workflow_run deliveries, JSON or form-encoded."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def github_webhook(request: HttpRequest, name: str) -> JsonResponse:
         event=request.headers.get("X-GitHub-Event", ""),
         delivery_id=request.headers.get("X-GitHub-Delivery", ""),
         payload=body,
+        content_type=request.headers.get("Content-Type", ""),
     )
     return _answer(delivery)
 

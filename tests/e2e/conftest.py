@@ -22,6 +22,7 @@ from django.conf import settings
 
 from deployments import cluster, local_images, retention
 from deployments.boundaries import engine, registry
+from tests.git_servers import ServerKeys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -219,7 +220,14 @@ def _subprocess_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def worker(cluster_ready, django_db_setup, django_db_blocker, tmp_path_factory):
+def git_server_keys(tmp_path_factory) -> ServerKeys:
+    """The ssh host key and TLS CA of the test git servers (tests/git_servers.py), made before
+    the worker starts: its settings trust them (read once, at process start)."""
+    return ServerKeys.make(tmp_path_factory.mktemp("git-server-keys"))
+
+
+@pytest.fixture(scope="session")
+def worker(cluster_ready, django_db_setup, django_db_blocker, tmp_path_factory, git_server_keys):
     """A real `manage.py rqworker deploys` process on the test database."""
     import django_rq
 
@@ -229,7 +237,7 @@ def worker(cluster_ready, django_db_setup, django_db_blocker, tmp_path_factory):
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "rqworker", "deploys"],
             cwd=ROOT,
-            env=_subprocess_env(),
+            env={**_subprocess_env(), **git_server_keys.worker_env()},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

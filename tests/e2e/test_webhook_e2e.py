@@ -9,11 +9,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from urllib.parse import quote_plus
 
 import pytest
 
 from apps import services as app_services
-from deployments.models import Deploy
+from deployments.models import Deploy, Image
 from deployments.webhooks import github
 from deployments.webhooks.models import WebhookDelivery
 from tests.e2e import servers
@@ -49,9 +50,11 @@ def push_payload(sha: str, full_name: str) -> dict:
     }
 
 
-def signed_headers(secret: str, body: bytes, event: str = "push") -> dict[str, str]:
+def signed_headers(
+    secret: str, body: bytes, event: str = "push", content_type: str = "application/json"
+) -> dict[str, str]:
     return {
-        "Content-Type": "application/json",
+        "Content-Type": content_type,
         "User-Agent": "GitHub-Hookshot/044aadd",
         "X-GitHub-Event": event,
         "X-GitHub-Delivery": str(uuid.uuid4()),
@@ -137,3 +140,67 @@ def test_a_chunked_body_over_25_mb_is_refused_with_413(daphne, unique_name, make
     finally:
         conn.close()
     assert not WebhookDelivery.objects.filter(app=app).exists()
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def form_body(payload: dict) -> bytes:
+    """What GitHub sends with its default content type: payload=<urlencoded JSON>."""
+    return b"payload=" + quote_plus(json.dumps(payload)).encode()
+
+
+def test_a_form_encoded_push_goes_live(daphne, worker, cluster_ready, unique_name, make_repo):
+    name = unique_name("form")
+    host = f"{name}.koyra.test"
+    repo = make_repo()
+    sha = repo.commit(
+        httpd_app(cluster_ready["base"], "sent-as-a-form", manifest=MANIFEST.format(host=host))
+    )
+    app, secret = app_services.app_create(name=name, repo_url=repo.url, branch="main")
+    body = form_body(push_payload(sha, app.repo_full_name))
+    headers = signed_headers(secret, body, content_type=FORM)
+
+    status, answer, seconds = post(f"{daphne}/webhooks/github/{name}/", body, headers)
+
+    assert status == 202, answer
+    assert seconds < 1
+    deploy = wait_deploy(Deploy.objects.get(pk=answer["deploy"]))
+    assert (deploy.status, deploy.commit) == (Deploy.Status.LIVE, sha), deploy.log_text
+    wait_for(lambda: via_traefik(host) == (200, "sent-as-a-form\n"), 30, "the app through Traefik")
+
+
+def test_an_older_commits_delivery_after_a_newer_one_is_live_is_superseded_unbuilt(
+    daphne, worker, cluster_ready, unique_name, make_repo
+):
+    """CI runs finishing out of order: v1's delivery arrives once v2 is live. It ends
+    superseded by the live deploy, with the reason, without a build; v2 keeps serving."""
+    name = unique_name("order")
+    host = f"{name}.koyra.test"
+    repo = make_repo()
+    manifest = MANIFEST.format(host=host)
+    v1 = repo.commit(httpd_app(cluster_ready["base"], "v1", manifest=manifest), "v1")
+    v2 = repo.commit(httpd_app(cluster_ready["base"], "v2", manifest=manifest), "v2")
+    app, secret = app_services.app_create(name=name, repo_url=repo.url, branch="main")
+    url = f"{daphne}/webhooks/github/{name}/"
+
+    def deliver(sha: str) -> Deploy:
+        body = json.dumps(push_payload(sha, app.repo_full_name)).encode()
+        status, answer, _ = post(url, body, signed_headers(secret, body))
+        assert status == 202, answer
+        return wait_deploy(Deploy.objects.get(pk=answer["deploy"]))
+
+    live = deliver(v2)
+    assert live.status == Deploy.Status.LIVE, live.log_text
+    wait_for(lambda: via_traefik(host) == (200, "v2\n"), 30, "v2 through Traefik")
+
+    old = deliver(v1)
+
+    assert old.status == Deploy.Status.SUPERSEDED, old.log_text
+    assert old.error.startswith(f"superseded by the live deploy #{live.pk}: commit {v1[:12]}")
+    assert "already live or older" in old.error
+    assert "build" not in old.stages and "==> build" not in old.log_text
+    assert not Image.objects.filter(app=app, commit=v1).exists()
+    live.refresh_from_db()
+    assert live.status == Deploy.Status.LIVE
+    assert via_traefik(host) == (200, "v2\n")

@@ -8,6 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from apps import services
 from apps.models import App
 
+WEBHOOK_CONTENT_TYPES = "application/json or application/x-www-form-urlencoded (either works)"
+
 
 class Command(BaseCommand):
     help = "Create an app; prints its webhook URL and secret (the secret is shown only now)."
@@ -20,6 +22,14 @@ class Command(BaseCommand):
             "--trigger", default="push", choices=[c for c, _ in App.TRIGGER_CHOICES]
         )
         parser.add_argument("--domain", action="append", default=[], dest="domains")
+        parser.add_argument(
+            "--workflow",
+            action="append",
+            default=[],
+            dest="workflows",
+            help="with --trigger workflow_run: deploy once this workflow succeeded for the "
+            "commit (repeat it: all of them must succeed)",
+        )
         parser.add_argument("--owner", help="username of the owning user")
         parser.add_argument("--json", action="store_true")
 
@@ -38,6 +48,7 @@ class Command(BaseCommand):
                 branch=opts["branch"],
                 trigger=opts["trigger"],
                 domains=opts["domains"],
+                workflows=opts["workflows"],
                 owner=owner,
             )
         except ValidationError as exc:
@@ -50,6 +61,8 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"webhook_url: {url}")
             self.stdout.write(f"webhook_secret: {secret}")
+            self.stdout.write(f"webhook_events: {app.webhook_events}")
+            self.stdout.write(f"webhook_content_type: {WEBHOOK_CONTENT_TYPES}")
 
 
 def _messages(exc: ValidationError) -> list[str]:

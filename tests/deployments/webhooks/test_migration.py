@@ -129,3 +129,41 @@ def test_permissions_on_deliveries_follow_the_model(at_latest_afterwards):
     assert list(granted.values_list("content_type__app_label", "codename")) == [
         ("webhooks", "view_webhookdelivery")
     ]
+
+
+# --- webhooks 0002: a delivery id unique per deploy, not per row -----------------------------
+
+BEFORE_0002 = [("webhooks", "0001_initial")]
+
+
+def test_0002_keeps_every_delivery_and_lets_attempts_share_an_id(at_latest_afterwards):
+    old = _migrate(BEFORE_0002)
+    app = old.get_model("apps", "App").objects.create(
+        name="shop", repo_url="https://github.com/acme/shop.git", webhook_secret_token="x"
+    )
+    Delivery = old.get_model("webhooks", "WebhookDelivery")
+    Delivery.objects.create(app_id=app.pk, delivery_id="d-1", outcome="ignored", reason="tag")
+
+    _migrate_to_latest()
+
+    first = WebhookDelivery.objects.get(delivery_id="d-1")
+    assert (first.outcome, first.reason) == ("ignored", "tag")
+    WebhookDelivery.objects.create(app_id=app.pk, delivery_id="d-1", outcome="accepted")
+    assert WebhookDelivery.objects.filter(delivery_id="d-1").count() == 2
+
+
+def test_0002_backwards_keeps_the_id_on_the_accepted_attempt(at_latest_afterwards):
+    _migrate_to_latest()
+    app = AppFactory(name="shop")
+    for outcome in ("ignored", "refused", "accepted", "ignored"):
+        WebhookDelivery.objects.create(app=app, delivery_id="d-1", outcome=outcome)
+
+    old = _migrate(BEFORE_0002)
+
+    rows = old.get_model("webhooks", "WebhookDelivery").objects.order_by("id")
+    assert [(r.outcome, r.delivery_id) for r in rows] == [
+        ("ignored", None),
+        ("refused", None),
+        ("accepted", "d-1"),
+        ("ignored", None),
+    ]

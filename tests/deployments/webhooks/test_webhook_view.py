@@ -489,11 +489,14 @@ def test_a_redelivery_answers_duplicate_and_queues_nothing(client, app):
     assert "(accepted): nothing queued" in dup.reason
 
 
-def test_a_redelivery_of_an_ignored_push_is_a_duplicate_too(client, app):
+def test_a_redelivery_of_an_ignored_push_is_judged_again_and_listed(client, app):
+    # SPEC §4 changed: only a delivery that queued a deploy is a duplicate when redelivered.
     post(client, "shop", push_payload(ref="refs/tags/v1"), delivery="d-tag")
     again = post(client, "shop", push_payload(ref="refs/tags/v1"), delivery="d-tag")
-    assert again.json() == {"status": "duplicate"}
+    assert again.json()["status"] == "ignored"
     assert not Deploy.objects.exists()
+    outcomes = WebhookDelivery.objects.filter(delivery_id="d-tag").values_list("outcome", flat=True)
+    assert list(outcomes) == [WebhookDelivery.IGNORED] * 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -549,11 +552,13 @@ def test_a_signed_body_that_is_not_json_is_400_and_listed(client, app):
     assert not Deploy.objects.exists()
 
 
-def test_a_form_encoded_delivery_says_which_content_type_to_choose(client, app):
+def test_a_form_encoded_body_sent_as_json_says_which_content_type_it_looks_like(client, app):
+    # SPEC §4 changed: form-encoded deliveries are accepted (tests/.../test_content_types.py);
+    # a form body under a JSON Content-Type (a proxy rewrote it?) is still explained.
     body = b"payload=" + json.dumps(push_payload()).encode()
     resp = post(client, "shop", body=body)
     assert resp.status_code == 400
-    assert "set the webhook's content type to application/json" in resp.json()["reason"]
+    assert "application/x-www-form-urlencoded" in resp.json()["reason"]
 
 
 def test_a_delivery_without_an_id_is_400_and_listed(client, app):
