@@ -156,7 +156,8 @@ def test_the_push_waits_for_the_registry_and_says_so_in_the_deploy_log(
 @patch("deployments.boundaries.engine.push", autospec=True)
 def test_a_registry_that_never_answers_fails_the_push_before_pushing(push, run, port, settings):
     settings.KOYRA_REGISTRY_WAIT_SECONDS = 1
-    with pytest.raises(registry.RegistryError, match=f"127.0.0.1:{port} did not answer within 1 s"):
+    # The deploy fails (its message says the push did) with the registry's own reason.
+    with pytest.raises(pipeline.DeployFailed, match=f"127.0.0.1:{port} did not answer within 1 s"):
         run._push(f"127.0.0.1:{port}/app:{'c' * 40}")
     assert push.call_count == 0
 
@@ -165,12 +166,15 @@ def test_a_registry_that_never_answers_fails_the_push_before_pushing(push, run, 
 
 
 @pytest.fixture
-def engine_ok():
+def engine_ok(settings, tmp_path):
+    settings.KOYRA_DATA_DIR = tmp_path
     with (
         patch("deployments.boundaries.engine.swarm_ensure", autospec=True, return_value="active"),
         patch("deployments.boundaries.engine.network_ensure", autospec=True, return_value=False),
         patch("deployments.boundaries.engine.image_ensure", autospec=True),
         patch("deployments.boundaries.engine.service_apply", autospec=True, return_value="created"),
+        patch("deployments.boundaries.engine.secret_ensure", autospec=True, return_value="s1"),
+        patch("deployments.boundaries.engine.secrets_list", autospec=True, return_value=[]),
     ):
         yield
 
