@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
+from deployments import registry_auth
 from deployments.boundaries import engine, registry
 
 REGISTRY_SERVICE = "koyra-registry"
@@ -20,22 +21,31 @@ def registry_port() -> int:
     return int(port) if port.isdigit() else 5000
 
 
-def registry_spec() -> engine.ServiceSpec:
+def registry_spec(htpasswd: dict[str, str]) -> engine.ServiceSpec:
+    """`htpasswd` is the Swarm secret with Koyra's login (registry_auth.htpasswd_secret):
+    every API call, push and pull must log in, so no app (nor a build) reads or writes
+    another's images. Deleting manifests is how retention frees space, and only Koyra can."""
     return engine.ServiceSpec(
         name=REGISTRY_SERVICE,
         image=settings.KOYRA_REGISTRY_IMAGE,
         labels={"koyra.role": "registry"},
         env={
-            # Deleting manifests is how retention frees space; the filesystem root is pinned
-            # so registry:2 and other builds of the registry keep blobs in the same volume.
+            # The filesystem root is pinned so registry:2 and other builds of the registry
+            # keep blobs in the same volume.
             "REGISTRY_STORAGE_DELETE_ENABLED": "true",
             "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": REGISTRY_DATA,
             "REGISTRY_HTTP_ADDR": "0.0.0.0:5000",
+            "REGISTRY_AUTH": "htpasswd",
+            "REGISTRY_AUTH_HTPASSWD_REALM": registry_auth.REALM,
+            "REGISTRY_AUTH_HTPASSWD_PATH": registry_auth.HTPASSWD_PATH,
         },
+        # Every container reaches the published port through its gateway anyway: the login,
+        # not the network, is what keeps apps out.
         networks=[settings.KOYRA_NETWORK],
         mounts=[f"{REGISTRY_VOLUME}:{REGISTRY_DATA}"],
         ports={registry_port(): 5000},
         constraints=["node.role==manager"],
+        secrets=[htpasswd],
     )
 
 
@@ -90,7 +100,9 @@ def cluster_bootstrap(*, ingress: bool = True, say: Callable[[str], None] = prin
     say(f"swarm: {engine.swarm_ensure(advertise_addr=settings.KOYRA_SWARM_ADVERTISE_ADDR)}")
     created = engine.network_ensure(settings.KOYRA_NETWORK)
     say(f"network {settings.KOYRA_NETWORK}: {'created' if created else 'exists'}")
-    parts = [("registry", registry_spec())]
+    htpasswd = registry_auth.htpasswd_secret(registry_auth.ensure())
+    say(f"registry login: {registry.auth_path()} (secret {htpasswd['name']})")
+    parts = [("registry", registry_spec(htpasswd))]
     if ingress:
         parts.append(("traefik", traefik_spec()))
     for label, spec in parts:
@@ -107,6 +119,7 @@ def cluster_bootstrap(*, ingress: bool = True, say: Callable[[str], None] = prin
         say(f"{label} ({spec.name}, {spec.image}): {engine.service_apply(spec)}")
         if label == "registry":
             ok = _registry_answers(say) and ok
+            registry_auth.prune_secrets(keep=htpasswd["name"])
     return ok
 
 

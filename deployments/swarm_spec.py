@@ -13,7 +13,7 @@ from django.conf import settings
 
 from apps.models import App
 from apps.validators import validate_domain, validate_secret_key
-from deployments.boundaries import engine
+from deployments.boundaries import engine, registry
 from deployments.release_spec import ReleaseSpec
 
 SECRETS_DIR = "/run/secrets"
@@ -157,6 +157,7 @@ def service_spec(
         monitor=monitor_seconds(hc),
         stop_grace=settings.KOYRA_DRAIN_SECONDS + 10,
         secrets=[r.mount() for r in secret_refs],
+        registry_auth=registry.credentials(),  # the nodes pull with Koyra's login
     )
 
 
@@ -181,4 +182,5 @@ def release_job_spec(
         memory=spec.memory,
         nano_cpus=spec.nano_cpus,
         secrets=[r.mount() for r in secret_refs],
+        registry_auth=registry.credentials(),
     )

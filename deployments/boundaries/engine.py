@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import docker
+import docker.auth
 import docker.errors
 import docker.models.secrets
 import requests.exceptions
@@ -145,11 +146,15 @@ class ServiceSpec:
     secrets: list[dict[str, str]] = field(default_factory=list)  # [{"id", "name", "file"}]
     restart_max_attempts: int | None = None
     job: bool = False  # a one-off task (replicated-job): runs once, never restarted
+    # {"username", "password", "serveraddress"}: sent to the manager as X-Registry-Auth so the
+    # nodes can pull the image; never part of the spec itself (nor of its fingerprint).
+    registry_auth: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(
-            json.dumps(self.__dict__, sort_keys=True, default=str).encode()
-        ).hexdigest()[:16]
+        fields = {k: v for k, v in self.__dict__.items() if k != "registry_auth"}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[
+            :16
+        ]
 
 
 def _ns(seconds: float) -> int:
@@ -234,13 +239,20 @@ def service_apply(spec: ServiceSpec, *, force: bool = False) -> str:
     With force, the tasks are replaced even when nothing in the spec changed (a redeploy).
     """
     kwargs = _service_kwargs(spec)
+    c = client()
+    if spec.registry_auth:
+        # What `login` leaves on a client, without its round trip: docker-py sends it as
+        # X-Registry-Auth with the create/update (a private attribute, so untyped).
+        c.api._auth_configs = docker.auth.AuthConfig(  # type: ignore[attr-defined]
+            {"auths": {spec.registry_auth["serveraddress"]: dict(spec.registry_auth)}}
+        )
     try:
-        svc = client().services.get(spec.name)
+        svc = c.services.get(spec.name)
     except docker.errors.NotFound:
         svc = None
     try:
         if svc is None:
-            client().services.create(**kwargs)
+            c.services.create(**kwargs)
             return "created"
         current = svc.attrs["Spec"].get("Labels", {}).get(SPEC_HASH_LABEL)
         if current == kwargs["labels"][SPEC_HASH_LABEL] and not force:
@@ -565,14 +577,16 @@ def image_has(ref: str, path: str) -> bool:
             api.remove_container(c["Id"], force=True)
 
 
-def push(*, ref: str, on_line: LineCallback) -> str:
+def push(*, ref: str, on_line: LineCallback, auth: dict[str, str] | None = None) -> str:
     """Push to the registry, reading every chunk: an error inside a 200 stream is a failure.
-    Returns the registry's digest of the manifest."""
+    `auth` ({"username", "password"}) is the registry login, for this push only. Returns the
+    registry's digest of the manifest."""
     repo, _, tag = ref.rpartition(":")
     digest: str | None = None
     last_status: dict[str, str] = {}
     try:
-        for chunk in client().api.push(repo, tag=tag, stream=True, decode=True):
+        stream = client().api.push(repo, tag=tag, stream=True, decode=True, auth_config=auth)
+        for chunk in stream:
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                 raise EngineError(f"push to the registry failed: {detail}")

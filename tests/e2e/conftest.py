@@ -73,11 +73,7 @@ def cluster_ready(images):
         for name in (cluster.REGISTRY_SERVICE, cluster.TRAEFIK_SERVICE)
     }
     assert cluster.cluster_bootstrap(say=lambda s: None)
-    wait_for(
-        lambda: http_get(f"http://{settings.KOYRA_REGISTRY}/v2/")[0] == 200,
-        60,
-        "the registry to answer",
-    )
+    registry.wait_ready(60)  # with Koyra's login: answers 200 to it, 401 to anyone else
     wait_for(lambda: via_traefik("nothing.koyra.test")[0] == 404, 60, "Traefik to answer")
     yield images
     for name, was_there in existed.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -15,6 +16,7 @@ from http.cookiejar import CookieJar
 import pytest
 from django.conf import settings
 
+from deployments.boundaries import registry
 from tests.e2e.conftest import ROOT, wait_for
 from tests.e2e.servers import free_port
 
@@ -36,6 +38,10 @@ def test_make_run_serves_login_and_admin_then_stops_cleanly(cluster_ready, tmp_p
         KOYRA_REGISTRY_IMAGE=cluster_ready["registry"],
         KOYRA_TRAEFIK_IMAGE=cluster_ready["traefik"],
     )
+    # The same cluster, so the same registry login: a new one would make bootstrap_cluster
+    # restart the registry with it, and the test session's own pushes would be refused.
+    (tmp_path / "data").mkdir()
+    shutil.copy2(registry.auth_path(), tmp_path / "data" / registry.auth_path().name)
     out = open(tmp_path / "run.log", "w+")  # noqa: SIM115 (read back in finally)
     started = time.monotonic()
     proc = subprocess.Popen(
