@@ -95,6 +95,33 @@ def validate_domain_list(value: object) -> None:
         raise ValidationError("A domain is listed twice.")
 
 
+def reserved_hosts() -> set[str]:
+    """Koyra's own host names, which no app may claim (Traefik would route Koyra's login to
+    it): the host of KOYRA_BASE_URL, every ALLOWED_HOSTS entry, localhost and 127.0.0.1. A
+    wildcard entry ('*') reserves nothing more; '.example.com' reserves example.com itself,
+    not its subdomains (where the apps usually live)."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    hosts = {"localhost", "127.0.0.1"}
+    base = urlsplit(settings.KOYRA_BASE_URL).hostname
+    hosts.update([base] if base else [])
+    for entry in settings.ALLOWED_HOSTS:
+        entry = entry.strip().lower().lstrip(".")
+        if entry and "*" not in entry:
+            hosts.add(entry)
+    return {h.lower().rstrip(".") for h in hosts}
+
+
+def validate_domain_not_reserved(value: str) -> None:
+    if isinstance(value, str) and value.lower().rstrip(".") in reserved_hosts():
+        raise ValidationError(
+            f"Domain {quote(value)} is Koyra's own host name (KOYRA_BASE_URL or ALLOWED_HOSTS) "
+            "and cannot route to an app; choose another host name."
+        )
+
+
 def validate_repo_url(value: str) -> None:
     from django.conf import settings
 

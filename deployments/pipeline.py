@@ -18,7 +18,7 @@ from django.db import close_old_connections, transaction
 
 from apps import services as app_services
 from apps.models import App
-from apps.validators import validate_repo_url
+from apps.validators import reserved_hosts, validate_repo_url
 from deployments import (
     checkout,
     cluster,
@@ -244,7 +244,7 @@ class _Pipeline:
             registry.wait_ready(settings.KOYRA_REGISTRY_WAIT_SECONDS, on_wait=self.log)
         except registry.RegistryError as exc:
             raise DeployFailed(f"push to the registry failed: {exc}") from None
-        digest = engine.push(ref=ref, on_line=self.log)
+        digest = engine.push(ref=ref, on_line=self.log, auth=registry.credentials())
         info = engine.image_inspect(ref)
         image = Image.objects.create(
             app=self.app, ref=ref, digest=digest, commit=d.commit, size=info.get("Size") or 0
@@ -414,6 +414,11 @@ def _check_domains(app: App, domains: list[str]) -> None:
     claimed = app_services.app_domain_owners(exclude=app.name)
     claimed.update(selectors.domains_live_elsewhere(app))
     for host in domains:
+        if host in reserved_hosts():
+            raise DeployFailed(
+                f"domain {host} is Koyra's own host name (KOYRA_BASE_URL or ALLOWED_HOSTS) and "
+                "cannot route to an app: remove it from run.domains in .paas/app.yaml"
+            )
         if host in claimed:
             raise DeployFailed(
                 f"domain {host} already routes to the app {claimed[host]!r}; one host name "
