@@ -1,9 +1,21 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 from apps import services
-from apps.models import App
+from apps.models import App, Membership
+from deployments import teardown
+
+
+class MembershipInline(admin.TabularInline):
+    """Roles on the app (apps.access): viewer, deployer, admin. The owner is admin without a
+    row. Staff who are not superusers see and change this only with the Membership model's
+    own permissions."""
+
+    model = Membership
+    extra = 0
 
 
 @admin.register(App)
@@ -11,9 +23,43 @@ class AppAdmin(admin.ModelAdmin):
     list_display = ("name", "repo_url", "branch", "trigger", "owner", "created")
     search_fields = ("name", "repo_url")
     list_filter = ("trigger",)
-    filter_horizontal = ("members",)
+    inlines = (MembershipInline,)
     # The webhook secret is a Fernet token and never shown; a new one is shown once on create.
-    fields = ("name", "repo_url", "branch", "trigger", "workflows", "domains", "owner", "members")
+    fields = ("name", "repo_url", "branch", "trigger", "workflows", "domains", "owner")
+
+    # Deleting an app tears down what it runs first (deployments.teardown), like delete_app:
+    # when that fails the row stays, with the error, so its name and domains stay taken.
+    def delete_model(self, request, obj):
+        self._teardown(request, [obj])
+
+    def delete_queryset(self, request, queryset):
+        self._teardown(request, list(queryset))
+
+    def log_deletions(self, request, queryset):
+        pass  # logged by _teardown, for the apps really deleted
+
+    def _teardown(self, request, apps):
+        request.koyra_kept = kept = []
+        for app in apps:
+            try:
+                teardown.app_delete(app=app, wait=10)
+            except teardown.TeardownError as exc:
+                kept.append(app.name)
+                messages.error(request, str(exc))
+            else:
+                super().log_deletions(request, [app])  # type: ignore[arg-type]  # iterated
+        if kept and len(apps) > 1:
+            messages.warning(request, f"Not deleted: {', '.join(kept)} (see above).")
+
+    def message_user(self, request, message, level=messages.INFO, *args, **kwargs):
+        if level == messages.SUCCESS and getattr(request, "koyra_kept", None):
+            return  # "Successfully deleted N apps" would count the kept ones too
+        super().message_user(request, message, level, *args, **kwargs)
+
+    def response_delete(self, request, obj_display, obj_id):
+        if getattr(request, "koyra_kept", None):
+            return HttpResponseRedirect(reverse("admin:apps_app_change", args=[obj_id]))
+        return super().response_delete(request, obj_display, obj_id)
 
     def get_readonly_fields(self, request, obj=None):
         return ("name",) if obj else ()

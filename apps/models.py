@@ -37,7 +37,6 @@ class App(models.Model):
         on_delete=models.SET_NULL,
         related_name="owned_apps",
     )
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="apps")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -51,12 +50,33 @@ class App(models.Model):
         # one would make the Traefik rule match every host; a non-list breaks every page.
         try:
             validators.validate_domain_list(self.domains)
+            for host in self.domains:
+                validators.validate_domain_not_reserved(host)
+            taken = App.domain_owners(exclude=self.name)
+            for host in self.domains:
+                if host in taken:
+                    raise ValidationError(
+                        f"Domain {host} already routes to the app {taken[host]!r}; one host "
+                        "name can serve one app."
+                    )
         except ValidationError as exc:
             raise ValidationError({"domains": exc.messages}) from None
         try:
             validators.validate_workflows_trigger(self.workflows, self.trigger)
         except ValidationError as exc:
             raise ValidationError({"workflows": exc.messages}) from None
+
+    @classmethod
+    def domain_owners(cls, *, exclude: str = "") -> dict[str, str]:
+        """Host name -> the app it is configured for, except app `exclude`. A row saved before
+        domains were validated (not a list) claims nothing rather than break pages."""
+        return {
+            d: a.name
+            for a in cls.objects.exclude(name=exclude).only("name", "domains")
+            if isinstance(a.domains, list)
+            for d in a.domains
+            if isinstance(d, str)
+        }
 
     @property
     def webhook_events(self) -> str:
@@ -79,16 +99,25 @@ class App(models.Model):
         m = re.search(r"[:/]([^/:]+/[^/]+?)(?:\.git)?/?$", self.repo_url)
         return m.group(1) if m else ""
 
-    def visible_to(self, user) -> bool:
-        if not user.is_authenticated:
-            return False
-        if user.is_staff or self.owner_id == user.id:
-            return True
-        return self.members.filter(pk=user.pk).exists()
 
-    @classmethod
-    def visible_qs(cls, user):
-        qs = cls.objects.all()
-        if user.is_staff:
-            return qs
-        return qs.filter(models.Q(owner=user) | models.Q(members=user)).distinct()
+class Membership(models.Model):
+    """A user's role on one app (apps.access decides what each role may). The owner is the
+    app's admin without a row."""
+
+    VIEWER, DEPLOYER, ADMIN = "viewer", "deployer", "admin"
+    ROLE_CHOICES = [(VIEWER, "viewer"), (DEPLOYER, "deployer"), (ADMIN, "admin")]
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=ROLE_CHOICES)
+
+    class Meta:
+        ordering = ["app__name", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "user"], name="one_role_per_user_and_app"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.app}"

@@ -83,6 +83,8 @@ def _settings(
     # newline, a look-alike letter) but refused by the validator.
     domains = [_host(d) for d in domains if d.strip(" ")]
     validators.validate_domain_list(domains)
+    for host in domains:
+        validators.validate_domain_not_reserved(host)
     workflows = [w.strip(" ") for w in workflows if w.strip(" ")]
     validators.validate_workflows(workflows)
     if trigger not in dict(App.TRIGGER_CHOICES):
@@ -106,13 +108,7 @@ def _host(value: str) -> str:
 def app_domain_owners(*, exclude: str = "") -> dict[str, str]:
     """Host name -> the app it is configured for (App.domains), except app `exclude`. A row
     saved before domains were validated (not a list) claims nothing rather than break pages."""
-    return {
-        d: a.name
-        for a in App.objects.exclude(name=exclude)
-        if isinstance(a.domains, list)
-        for d in a.domains
-        if isinstance(d, str)
-    }
+    return App.domain_owners(exclude=exclude)
 
 
 def app_regenerate_webhook_secret(*, app: App) -> str:

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect, render
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps import services
+from apps import access, services
 from apps.forms import AppForm, AppSettingsForm
 from apps.models import App
 from deployments import selectors
@@ -17,10 +17,10 @@ from deployments.templatetags import deploys as timeline
 from secrets_vault.forms import SecretForm
 
 
-def _get_app_for_user(request, name: str) -> App:
-    """The app, if this user may see it (owner, member, staff); else 404, never 403: an
-    outsider does not learn which app names exist."""
-    return get_object_or_404(App.visible_qs(request.user), name=name)
+def _get_app_for_user(request, name: str, action: str = "see") -> App:
+    """The app, if this user's role allows `action` (apps.access): 404 when they may not
+    see it (an outsider does not learn which app names exist), 403 when they see it only."""
+    return access.app_for(request.user, name, action)
 
 
 def _htmx(request) -> bool:
@@ -37,14 +37,20 @@ def _render(request, template: str, context: dict, partial: str):
 @require_GET
 @login_required
 def app_list(request):
-    apps = selectors.app_rows(App.visible_qs(request.user))
-    context = {"apps": apps, "pending": selectors.any_pending(apps)}
+    apps = selectors.app_rows(access.visible_qs(request.user))
+    context = {
+        "apps": apps,
+        "pending": selectors.any_pending(apps),
+        "can_create": access.may_create_apps(request.user),
+    }
     return _render(request, "apps/list.html", context, "rows")
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def app_new(request):
+    if not access.may_create_apps(request.user):
+        raise PermissionDenied("Creating apps needs the permission apps.add_app.")
     form = AppForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -71,6 +77,7 @@ def app_detail(request, name: str):
     overview = selectors.app_overview(app)
     context = {
         "app": app,
+        "can": access.abilities(request.user, app),
         **overview,
         "longest": max((timeline.total_seconds(d) for d in overview["deploys"]), default=0),
         "secrets": app.secrets.only("key", "updated"),  # never the tokens
@@ -85,7 +92,7 @@ def app_detail(request, name: str):
 @login_required
 def app_settings(request, name: str):
     """The settings panel of the app page: one app_update, all of it or nothing."""
-    app = _get_app_for_user(request, name)
+    app = _get_app_for_user(request, name, "settings")
     if request.method == "POST":
         form = AppSettingsForm(request.POST)
         try:
@@ -116,28 +123,28 @@ def _queued(request, app: App, what: str, service, **kwargs):
 @require_POST
 @login_required
 def app_deploy(request, name: str):
-    app = _get_app_for_user(request, name)
+    app = _get_app_for_user(request, name, "deploy")
     return _queued(request, app, "Deploy", deploys.deploy_create, trigger="manual")
 
 
 @require_POST
 @login_required
 def app_redeploy(request, name: str):
-    app = _get_app_for_user(request, name)
+    app = _get_app_for_user(request, name, "deploy")
     return _queued(request, app, "Redeploy", deploys.redeploy_create)
 
 
 @require_POST
 @login_required
 def app_rollback(request, name: str):
-    app = _get_app_for_user(request, name)
+    app = _get_app_for_user(request, name, "deploy")
     return _queued(request, app, "Rollback", deploys.rollback_create)
 
 
 @require_POST
 @login_required
 def app_cancel(request, name: str):
-    app = _get_app_for_user(request, name)
+    app = _get_app_for_user(request, name, "deploy")
     deploy = deploys.deploy_cancel(app=app)
     if deploy is None:
         messages.info(request, f"{app.name} has no queued or running deploy to cancel.")

@@ -1,25 +1,33 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
 
+from apps import access
 from apps.validators import log_cursor
 from deployments import fragments, logstream
 from deployments.models import Deploy, LogLine
 
 REFUSED = 4403  # before accept: the handshake is refused (daphne answers 403)
 FINISHED = 1000  # normal closure: the htmx ws extension does not reconnect
+REVOKED = 4403  # after accept: the user lost access to the app meanwhile
+# An open socket re-checks access this often (and on every status message).
+ACCESS_RECHECK_SECONDS = 5.0
 
 
 @database_sync_to_async
 def _may_see(user, pk: int) -> bool:
     if user is None or not user.is_authenticated:
         return False
+    user = get_user_model().objects.filter(pk=user.pk).first()  # fresh: is_active, roles
     deploy = Deploy.objects.select_related("app").filter(pk=pk).first()
-    return deploy is not None and deploy.app.visible_to(user)
+    return user is not None and deploy is not None and access.may(user, deploy.app, "see")
 
 
 @database_sync_to_async
@@ -31,14 +39,14 @@ def _lines(pk: int, after: int, upto: int | None = None) -> list[dict[str, Any]]
 
 
 @database_sync_to_async
-def _summary(pk: int, event: dict | None = None) -> str:
+def _summary(user, pk: int, event: dict | None = None) -> str:
     deploy = Deploy.objects.select_related("app", "image").get(pk=pk)
     if event and event["status"] in Deploy.FINISHED and not deploy.is_finished:
         # Sent from inside a transaction not committed yet (a queued deploy superseded by
         # a new one): the event is the fresher word.
         deploy.status = event["status"]
         deploy.stages, deploy.error = event["stages"], event["error"]
-    return fragments.summary(deploy)
+    return fragments.summary(deploy, access.abilities(user, deploy.app))
 
 
 def _after(scope) -> int:
@@ -55,6 +63,7 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
     messages for a full channel) is filled from the database, the log's record."""
 
     sent = 0
+    watcher: asyncio.Task | None = None
 
     async def connect(self):
         self.pk = int(self.scope["url_route"]["kwargs"]["pk"])
@@ -65,13 +74,34 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
         self.group = logstream.group_name(self.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.watcher = asyncio.ensure_future(self._watch_access())
         self.sent = _after(self.scope)
         await self._catch_up()
         await self._send_summary()
 
     async def disconnect(self, code):
+        if self.watcher is not None:
+            self.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watcher
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _watch_access(self) -> None:
+        while True:
+            await asyncio.sleep(ACCESS_RECHECK_SECONDS)
+            if not await self._still_allowed():
+                return
+
+    async def _still_allowed(self) -> bool:
+        """False (and the socket closed) once the user may no longer see the deploy."""
+        if await _may_see(self.scope.get("user"), self.pk):
+            return True
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+        await self.close(code=REVOKED)
+        return False
 
     async def receive(self, text_data=None, bytes_data=None):
         pass  # nothing to say to us
@@ -83,7 +113,7 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=fragments.log_append(lines))
 
     async def _send_summary(self, event: dict | None = None) -> None:
-        await self.send(text_data=await _summary(self.pk, event))
+        await self.send(text_data=await _summary(self.scope.get("user"), self.pk, event))
 
     async def log_line(self, event):
         seq = event["seq"]
@@ -99,6 +129,8 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
         # The worker stores (and relays) every line before the status change that follows
         # it: after a final status, judged by the event and not by a fresher row, nothing
         # more will come. Catch up, show it, and close.
+        if not await self._still_allowed():
+            return
         await self._catch_up()
         await self._send_summary(event)
         if event["status"] in Deploy.FINISHED:

@@ -21,7 +21,8 @@ def log_append(lines: list[dict]) -> str:
     return render_to_string(f"{PAGE}#log-append", {"lines": lines})
 
 
-def summary(deploy: Deploy) -> str:
+def summary(deploy: Deploy, can: dict[str, bool] | None = None) -> str:
     """The status, stages and facts box, replacing the page's (out-of-band swap). Reads
-    deploy.app and deploy.image: call from sync code with both loaded."""
-    return render_to_string(f"{PAGE}#summary", {"deploy": deploy, "oob": True})
+    deploy.app and deploy.image: call from sync code with both loaded. `can` is the viewer's
+    apps.access.abilities (the Cancel button shows only with `deploy`)."""
+    return render_to_string(f"{PAGE}#summary", {"deploy": deploy, "oob": True, "can": can or {}})

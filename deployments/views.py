@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from apps import access
 from apps.validators import log_cursor
 from deployments import fragments, retention
 from deployments.models import Deploy, LogLine
@@ -21,11 +24,13 @@ SSE_BATCH = 500
 # A few lines are stored just after the final status ("live: every task runs ...", the
 # safety net's "!! internal error"): a stream stays open this long after `finished` for them.
 SSE_GRACE = timedelta(seconds=3)
+# An open stream re-checks the viewer's access this often and ends once it is gone.
+SSE_ACCESS_RECHECK_SECONDS = 5.0
 
 
 def _get_deploy_for_user(user, pk: int) -> Deploy:
     deploy = Deploy.objects.select_related("app", "image").filter(pk=pk).first()
-    if deploy is None or not deploy.app.visible_to(user):
+    if deploy is None or not access.may(user, deploy.app, "see"):
         raise Http404("No such deploy")
     return deploy
 
@@ -35,7 +40,8 @@ def _get_deploy_for_user(user, pk: int) -> Deploy:
 def deploy_detail(request, pk: int):
     deploy = _get_deploy_for_user(request.user, pk)
     lines = deploy.log_lines.order_by("seq").values("seq", "text")
-    return render(request, "deployments/detail.html", {"deploy": deploy, "lines": lines})
+    context = {"deploy": deploy, "lines": lines, "can": access.abilities(request.user, deploy.app)}
+    return render(request, "deployments/detail.html", context)
 
 
 def _sse(event: str, data: dict, seq: int | None = None) -> str:
@@ -58,18 +64,23 @@ def deploy_log_stream(request, pk: int):
     polls cannot miss a line, and a viewer is a couple of cheap indexed queries a second."""
     deploy = _get_deploy_for_user(request.user, pk)
     resp = StreamingHttpResponse(
-        _events(deploy.pk, _after(request)), content_type="text/event-stream"
+        _events(deploy.pk, _after(request), request.user.pk), content_type="text/event-stream"
     )
     resp["Cache-Control"] = "no-cache"
     resp["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
     return resp
 
 
-async def _events(pk: int, seq: int):
+async def _events(pk: int, seq: int, user_pk: int):
     yield "retry: 2000\n\n"
     shown = None
     idle = 0.0
+    checked = time.monotonic()
     while True:
+        if time.monotonic() - checked >= SSE_ACCESS_RECHECK_SECONDS:
+            if not await sync_to_async(_may_still_see)(user_pk, pk):
+                return  # access revoked (or the user deactivated): the stream ends
+            checked = time.monotonic()
         polled = await sync_to_async(_poll)(pk, seq)
         if polled is None:
             return  # the deploy was deleted
@@ -89,6 +100,12 @@ async def _events(pk: int, seq: int):
         if idle >= SSE_KEEPALIVE_SECONDS:
             idle = 0.0
             yield ": keep-alive\n\n"
+
+
+def _may_still_see(user_pk: int, pk: int) -> bool:
+    user = get_user_model().objects.filter(pk=user_pk).first()
+    deploy = Deploy.objects.select_related("app").filter(pk=pk).first()
+    return user is not None and deploy is not None and access.may(user, deploy.app, "see")
 
 
 def _poll(pk: int, seq: int) -> tuple[list[tuple[int, str]], dict, bool] | None:

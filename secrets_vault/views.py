@@ -3,17 +3,20 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps import access
 from apps.models import App
 from secrets_vault import repo_access, services
 from secrets_vault.forms import RepoTokenForm, SecretForm
 
 
-def _get_app_for_user(request, name: str) -> App:
-    return get_object_or_404(App.visible_qs(request.user), name=name)
+def _get_app_for_user(request, name: str, action: str) -> App:
+    """Secrets need the `secrets` action (deployer, admin); repository credentials are the
+    app's settings (admin only). Not visible: 404; visible but not allowed: 403."""
+    return access.app_for(request.user, name, action)
 
 
 def _back(app: App):
@@ -25,7 +28,7 @@ def _back(app: App):
 def secret_list(request, name: str):
     """The app's secrets by name, and the form that sets one. Values are write-only: the
     page never holds one, and a refused form comes back without the value."""
-    app = _get_app_for_user(request, name)
+    app = _get_app_for_user(request, name, "secrets")
     form = SecretForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         key = form.cleaned_data["key"]
@@ -43,7 +46,7 @@ def secret_list(request, name: str):
 @require_POST
 @login_required
 def secret_delete(request, name: str, key: str):
-    app = _get_app_for_user(request, name)
+    app = _get_app_for_user(request, name, "secrets")
     if services.secret_delete(app=app, key=key):
         messages.success(request, f"{key} deleted. Redeploy {app.name} to apply it.")
     else:
@@ -59,7 +62,7 @@ def _back_to_access(app: App):
 @login_required
 def repo_deploy_key(request, name: str):
     """Make the app's deploy key, or a new one (rotate=1); the public key shows on the page."""
-    app = _get_app_for_user(request, name)
+    app = _get_app_for_user(request, name, "settings")
     rotate = request.POST.get("rotate") == "1"
     _, made = repo_access.deploy_key_make(app=app, rotate=rotate)
     if made:
@@ -77,7 +80,7 @@ def repo_deploy_key(request, name: str):
 @login_required
 def repo_token(request, name: str):
     """Set the app's HTTPS token (write-only), or remove it (clear=1)."""
-    app = _get_app_for_user(request, name)
+    app = _get_app_for_user(request, name, "settings")
     if request.POST.get("clear") == "1":
         cleared = repo_access.repo_token_clear(app=app)
         messages.info(request, f"Token of {app.name} {'removed' if cleared else 'was not set'}.")

@@ -180,7 +180,7 @@ def test_the_app_page_shows_the_settings_form_and_the_events_to_select(client, c
     assert "application/x-www-form-urlencoded" in html
 
 
-@pytest.mark.parametrize("who", ["owner", "member", "staff"])
+@pytest.mark.parametrize("who", ["owner", "admin", "superuser"])
 def test_the_settings_form_saves_through_app_update(client, cast, who):
     resp = _post(
         client,
@@ -210,6 +210,10 @@ def test_a_refused_setting_is_a_message_and_nothing_changes(client, cast):
 def test_the_settings_form_is_404_for_an_outsider_and_needs_a_login(client, cast):
     before = _fields(cast.app)
     assert _post(client, cast.outsider, branch="dev").status_code == 404
+    assert _post(client, cast.staff, branch="dev").status_code == 404
+    # Settings are the admin's: a deployer or a viewer sees the app but may not change them.
+    assert _post(client, cast.member, branch="dev").status_code == 403
+    assert _post(client, cast.viewer, branch="dev").status_code == 403
     client.logout()
     resp = client.post("/apps/shop/settings/", {"branch": "dev", "trigger": "push"})
     assert resp.status_code == 302 and resp["Location"].startswith("/accounts/login/")
@@ -240,7 +244,8 @@ def test_the_admin_edits_workflows_with_the_same_validation(admin_client):
         "trigger": "push",
         "workflows": '["Tests"]',
         "domains": "[]",
-        "members": [],
+        "memberships-TOTAL_FORMS": "0",  # the roles inline (apps.admin), left empty
+        "memberships-INITIAL_FORMS": "0",
     }
     resp = admin_client.post(f"/admin/apps/app/{app.pk}/change/", form)
     assert resp.status_code == 200 and "trigger workflow_run" in resp.content.decode()

@@ -18,7 +18,16 @@ from tests.factories import AppFactory, DeployFactory, ImageFactory, UserFactory
 pytestmark = pytest.mark.django_db
 cast = base.cast  # the fixed cast (tests/base.py) as this module's fixture
 
-ALLOWED = [("owner", 200), ("member", 200), ("staff", 200), ("outsider", 404)]
+# Every role sees the app; is_staff alone does not (issue 11: it gave every app's control).
+ALLOWED = [
+    ("owner", 200),
+    ("admin", 200),
+    ("member", 200),
+    ("viewer", 200),
+    ("superuser", 200),
+    ("staff", 404),
+    ("outsider", 404),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +80,11 @@ def test_apps_list_needs_a_login(client, cast):
     [
         ("owner", ["mine", "shop"]),
         ("member", ["shop"]),
+        ("viewer", ["shop"]),
+        ("admin", ["shop"]),
         ("outsider", []),
-        ("staff", ["mine", "other", "shop"]),
+        ("staff", []),  # is_staff alone sees no app (it opens /admin/ and /django-rq/)
+        ("superuser", ["mine", "other", "shop"]),
     ],
 )
 def test_apps_list_shows_only_the_apps_a_user_may_see(client, cast, who, expected):
@@ -110,14 +122,16 @@ def test_apps_list_query_count_does_not_grow_with_apps(client, cast, django_asse
     client.force_login(cast.owner)
     _went_live(cast.app, "1" * 40)
     DeployFactory(app=cast.app, status=Deploy.Status.FAILED)
-    with django_assert_num_queries(3):  # session, user, the apps with their deploy facts
+    # session, user, the apps with their deploy facts, the user's and groups' permissions
+    # (may they create apps: apps.add_app)
+    with django_assert_num_queries(5):
         resp = client.get("/apps/")
     assert resp.status_code == 200
     for i in range(5):
         app = AppFactory(name=f"app-{i}", owner=cast.owner)
         _went_live(app, f"{i}" * 40)
         DeployFactory(app=app, status=Deploy.Status.QUEUED)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(5):
         resp = client.get("/apps/")
     assert resp.content.decode().count('class="app"') == 6
 
@@ -207,7 +221,7 @@ def test_app_page_needs_a_login(client, cast):
 
 
 def test_app_page_of_an_unknown_app_is_404(client, cast):
-    client.force_login(cast.staff)
+    client.force_login(cast.superuser)
     assert client.get("/apps/nope/").status_code == 404
 
 
@@ -318,11 +332,12 @@ def test_buttons_need_a_login(client, cast, action):
     assert not Deploy.objects.exists()
 
 
+@pytest.mark.parametrize("who,status", [("outsider", 404), ("staff", 404), ("viewer", 403)])
 @pytest.mark.parametrize("action", ["deploy", "redeploy", "rollback", "cancel"])
-def test_buttons_are_404_for_an_outsider(client, cast, action):
+def test_buttons_are_refused_without_the_deploy_role(client, cast, action, who, status):
     queued = DeployFactory(app=cast.app)
-    client.force_login(cast.outsider)
-    assert client.post(f"/apps/shop/{action}/").status_code == 404
+    client.force_login(getattr(cast, who))
+    assert client.post(f"/apps/shop/{action}/").status_code == status
     assert list(Deploy.objects.all()) == [queued]
     queued.refresh_from_db()
     assert queued.status == Deploy.Status.QUEUED
@@ -337,7 +352,7 @@ def test_buttons_check_the_csrf_token(cast):
     assert not Deploy.objects.exists()
 
 
-@pytest.mark.parametrize("who", ["owner", "member", "staff"])
+@pytest.mark.parametrize("who", ["owner", "admin", "member", "superuser"])
 def test_deploy_button_queues_a_manual_deploy(
     client, cast, who, _no_redis, django_capture_on_commit_callbacks
 ):

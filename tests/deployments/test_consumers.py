@@ -72,7 +72,7 @@ def _emit(deploy: Deploy, *texts: str):
     return database_sync_to_async(run)()
 
 
-@pytest.mark.parametrize("who", ["owner", "member", "staff"])
+@pytest.mark.parametrize("who", ["owner", "member", "viewer", "superuser"])
 def test_a_user_who_may_see_the_app_gets_the_backlog_then_live_lines_in_order(cast, running, who):
     headers = [ORIGIN, _session(getattr(cast, who))]
 
@@ -198,7 +198,7 @@ def test_lines_the_channel_layer_dropped_are_filled_from_the_database(cast, runn
     async_to_sync(scenario)()
 
 
-@pytest.mark.parametrize("who", ["outsider", None])
+@pytest.mark.parametrize("who", ["outsider", "staff", None])  # staff: is_staff gives nothing
 def test_a_user_who_may_not_see_the_app_is_refused(cast, running, who):
     headers = [ORIGIN] + ([_session(getattr(cast, who))] if who else [])
 
@@ -211,7 +211,7 @@ def test_a_user_who_may_not_see_the_app_is_refused(cast, running, who):
 
 def test_an_unknown_deploy_is_refused(cast):
     missing = Deploy(pk=999999)
-    headers = [ORIGIN, _session(cast.staff)]
+    headers = [ORIGIN, _session(cast.superuser)]
 
     async def scenario():
         comm = _connect(missing, headers)
@@ -228,5 +228,98 @@ def test_another_origin_is_refused(cast, running, origin):
         comm = _connect(running, headers)
         connected, _ = await comm.connect()
         assert not connected
+
+    async_to_sync(scenario)()
+
+
+# --- access re-checked on an open socket (apps.access; issue 11) ------------------------------
+
+
+@pytest.mark.parametrize("how", ["revoke_access", "demoted_owner", "deactivated"])
+def test_a_user_who_loses_access_while_connected_is_closed(cast, running, monkeypatch, how):
+    from apps import access
+    from deployments import consumers
+
+    monkeypatch.setattr(consumers, "ACCESS_RECHECK_SECONDS", 0.2)
+    user = cast.owner if how == "demoted_owner" else cast.member
+
+    def lose():
+        if how == "deactivated":
+            type(user).objects.filter(pk=user.pk).update(is_active=False)
+        else:
+            access.revoke(app=cast.app, user=user)
+
+    headers = [ORIGIN, _session(user)]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        await _lines_then_summary(comm)
+        await database_sync_to_async(lose)()
+        out = await comm.receive_output(timeout=3)
+        assert out == {"type": "websocket.close", "code": 4403}
+        # Nothing more reaches it: the line below is not sent to the closed socket.
+        await _emit(running, "after revocation")
+        assert await comm.receive_nothing(timeout=0.5)
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_user_who_keeps_access_stays_connected(cast, running, monkeypatch):
+    from deployments import consumers
+
+    monkeypatch.setattr(consumers, "ACCESS_RECHECK_SECONDS", 0.1)
+
+    headers = [ORIGIN, _session(cast.viewer)]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        await _lines_then_summary(comm)
+        assert await comm.receive_nothing(timeout=0.6)  # several re-checks, all fine
+        await _emit(running, "three")
+        assert _seqs(await comm.receive_from()) == [3]
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_status_message_is_not_sent_to_a_user_who_lost_access(cast, running, monkeypatch):
+    """The status re-check: even before the periodic one, a status change closes instead."""
+    from apps import access
+    from deployments import consumers
+
+    monkeypatch.setattr(consumers, "ACCESS_RECHECK_SECONDS", 3600)
+
+    headers = [ORIGIN, _session(cast.member)]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        await _lines_then_summary(comm)
+        await database_sync_to_async(access.revoke)(app=cast.app, user=cast.member)
+
+        def push_started():
+            transition(Deploy.objects.get(pk=running.pk), Deploy.Status.PUSHING, stage="push")
+
+        await database_sync_to_async(push_started)()
+        out = await comm.receive_output(timeout=3)
+        assert out == {"type": "websocket.close", "code": 4403}
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize("who,cancel", [("viewer", False), ("member", True)])
+def test_the_pushed_summary_shows_cancel_only_to_who_may_deploy(cast, running, who, cancel):
+    headers = [ORIGIN, _session(getattr(cast, who))]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        _, summary = await _lines_then_summary(comm)
+        assert ("/apps/shop/cancel/" in summary) == cancel
+        await comm.disconnect()
 
     async_to_sync(scenario)()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -158,7 +159,15 @@ def test_a_running_deploy_streams_new_lines_and_status_changes_until_it_finishes
 
 
 @pytest.mark.parametrize(
-    "who,status", [("owner", 200), ("member", 200), ("staff", 200), ("outsider", 404)]
+    "who,status",
+    [
+        ("owner", 200),
+        ("member", 200),
+        ("viewer", 200),
+        ("superuser", 200),
+        ("staff", 404),  # is_staff alone gives nothing on apps (issue 11)
+        ("outsider", 404),
+    ],
 )
 def test_stream_access(cast, who, status):
     d = _deploy(cast, Deploy.Status.LIVE, "one")
@@ -180,5 +189,58 @@ def test_stream_needs_a_login(cast):
         resp = await _client().get(f"/deploys/{d.pk}/logs/stream")
         assert resp.status_code == 302
         assert resp["Location"].startswith("/accounts/login/?next=")
+
+    async_to_sync(scenario)()
+
+
+# --- access re-checked on an open stream (apps.access; issue 11) ------------------------------
+
+
+@pytest.mark.parametrize("how", ["revoke_access", "deactivated"])
+def test_a_stream_ends_once_the_user_lost_access(cast, monkeypatch, how):
+    from apps import access
+    from deployments import views
+
+    monkeypatch.setattr(views, "SSE_ACCESS_RECHECK_SECONDS", 0.3)
+    monkeypatch.setattr(views, "SSE_POLL_SECONDS", 0.05)
+    d = _deploy(cast, Deploy.Status.BUILDING, "one", finished_ago=None)
+    client = _client(cast.member)
+
+    def lose():
+        if how == "deactivated":
+            type(cast.member).objects.filter(pk=cast.member.pk).update(is_active=False)
+        else:
+            access.revoke(app=cast.app, user=cast.member)
+
+    async def scenario():
+        resp = await client.get(f"/deploys/{d.pk}/logs/stream")
+        assert resp.status_code == 200
+        reader = Reader(resp)
+        assert [e["data"]["text"] for e in await reader.events("line", 1)] == ["one"]
+        await sync_to_async(lose)()
+        rest = await reader.rest()  # ends (the deploy is still running)
+        assert reader.ended
+        assert all(e.get("event") != "line" for e in rest)
+
+    async_to_sync(scenario)()
+
+
+def test_a_stream_goes_on_while_the_user_keeps_access(cast, monkeypatch):
+    from deployments import views
+
+    monkeypatch.setattr(views, "SSE_ACCESS_RECHECK_SECONDS", 0.05)
+    monkeypatch.setattr(views, "SSE_POLL_SECONDS", 0.05)
+    d = _deploy(cast, Deploy.Status.BUILDING, "one", finished_ago=None)
+    client = _client(cast.viewer)
+
+    async def scenario():
+        resp = await client.get(f"/deploys/{d.pk}/logs/stream")
+        reader = Reader(resp)
+        await reader.events("line", 1)
+        await asyncio.sleep(0.5)  # several re-checks
+        await sync_to_async(lambda: logstream.DeployLog(Deploy.objects.get(pk=d.pk))("two"))()
+        assert [e["data"]["text"] for e in await reader.events("line", 1)] == ["two"]
+        assert not reader.ended
+        await resp.aclose() if hasattr(resp, "aclose") else None
 
     async_to_sync(scenario)()

@@ -53,7 +53,15 @@ def deploy(cast):
 
 
 @pytest.mark.parametrize(
-    "who,status", [("owner", 200), ("member", 200), ("staff", 200), ("outsider", 404)]
+    "who,status",
+    [
+        ("owner", 200),
+        ("member", 200),
+        ("viewer", 200),
+        ("superuser", 200),
+        ("staff", 404),  # is_staff alone gives nothing on apps (issue 11)
+        ("outsider", 404),
+    ],
 )
 def test_deploy_page_access(client, cast, deploy, who, status):
     client.force_login(getattr(cast, who))
@@ -66,7 +74,7 @@ def test_deploy_page_needs_a_login(client, cast, deploy):
 
 
 def test_deploy_page_of_an_unknown_deploy_is_404(client, cast):
-    client.force_login(cast.staff)
+    client.force_login(cast.superuser)
     assert client.get("/deploys/999999/").status_code == 404
 
 
