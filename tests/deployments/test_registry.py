@@ -112,7 +112,12 @@ def test_a_closed_port_fails_after_the_timeout_naming_address_and_reason(port):
 
 
 @pytest.mark.parametrize(("status", "answers"), [(200, True), (401, True), (503, False)])
-def test_any_answer_below_500_counts_a_server_error_does_not(port, status, answers):
+def test_any_answer_below_500_counts_a_server_error_does_not(
+    port, status, answers, settings, tmp_path
+):
+    # No login made yet (a registry before bootstrap_cluster): any answer means it is up. With
+    # a login, a 401 means the registry refuses it (tests/deployments/test_registry_auth.py).
+    settings.KOYRA_DATA_DIR = tmp_path
     reg = _Registry(port, status)
     reg.start()
     time.sleep(0.3)

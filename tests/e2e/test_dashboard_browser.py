@@ -8,6 +8,7 @@ import secrets
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from playwright.sync_api import expect, sync_playwright
 
 from deployments.models import Deploy, LogLine
@@ -53,6 +54,10 @@ def browser(daphne, worker, monkeypatch):
 def page(browser, daphne):
     user = get_user_model().objects.create_user(
         f"dash-{secrets.token_hex(3)}", password="pw-for-e2e-123"
+    )
+    # A team member who may create apps (SPEC §6: the permission apps.add_app).
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="apps", codename="add_app")
     )
     context = browser.new_context(viewport=DESKTOP, base_url=daphne)
     pg = context.new_page()
