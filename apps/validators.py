@@ -7,6 +7,8 @@ value truncated (`quote`)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from django.core.exceptions import ValidationError
 
@@ -83,16 +85,34 @@ def validate_domain(value: str) -> None:
 
 def validate_domain_list(value: object) -> None:
     """An app's domains (App.domains, a JSON field): a list of distinct host names."""
+    _validate_list(
+        value,
+        each=validate_domain,
+        most=MAX_DOMAINS,
+        not_a_list='Domains must be a list of host names like ["shop.example.com"]',
+        too_many=f"At most {MAX_DOMAINS} domains per app.",
+        twice="A domain is listed twice.",
+    )
+
+
+def _validate_list(
+    value: object,
+    *,
+    each: Callable[[Any], None],
+    most: int,
+    not_a_list: str,
+    too_many: str,
+    twice: str,
+) -> None:
+    """A JSON list setting: a list, at most `most` items, each valid, none twice."""
     if not isinstance(value, list):
-        raise ValidationError(
-            f'Domains must be a list of host names like ["shop.example.com"], not {quote(value)}.'
-        )
-    if len(value) > MAX_DOMAINS:
-        raise ValidationError(f"At most {MAX_DOMAINS} domains per app.")
-    for d in value:
-        validate_domain(d)
+        raise ValidationError(f"{not_a_list}, not {quote(value)}.")
+    if len(value) > most:
+        raise ValidationError(too_many)
+    for item in value:
+        each(item)
     if len(set(value)) != len(value):
-        raise ValidationError("A domain is listed twice.")
+        raise ValidationError(twice)
 
 
 def reserved_hosts() -> set[str]:
@@ -229,16 +249,14 @@ def validate_workflow_name(value: str) -> None:
 
 def validate_workflows(value: object) -> None:
     """An app's workflows (App.workflows, a JSON field): a list of distinct workflow names."""
-    if not isinstance(value, list):
-        raise ValidationError(
-            f'Workflows must be a list of names like ["Tests"], not {quote(value)}.'
-        )
-    if len(value) > MAX_WORKFLOWS:
-        raise ValidationError(f"At most {MAX_WORKFLOWS} workflows per app.")
-    for name in value:
-        validate_workflow_name(name)
-    if len(set(value)) != len(value):
-        raise ValidationError("A workflow is listed twice: list each workflow once.")
+    _validate_list(
+        value,
+        each=validate_workflow_name,
+        most=MAX_WORKFLOWS,
+        not_a_list='Workflows must be a list of names like ["Tests"]',
+        too_many=f"At most {MAX_WORKFLOWS} workflows per app.",
+        twice="A workflow is listed twice: list each workflow once.",
+    )
 
 
 def validate_workflows_trigger(workflows: list[str], trigger: str) -> None:
