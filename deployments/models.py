@@ -72,6 +72,8 @@ class Deploy(models.Model):
     spec = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
     enqueued = models.DateTimeField(null=True, blank=True)
+    # Stamped every few seconds by the process running it (deployments/heartbeat.py).
+    heartbeat = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)

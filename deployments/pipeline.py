@@ -22,6 +22,7 @@ from apps.validators import reserved_hosts, validate_repo_url
 from deployments import (
     checkout,
     cluster,
+    heartbeat,
     logstream,
     ordering,
     retention,
@@ -65,7 +66,8 @@ def deploy_run(*, deploy_id: int) -> Deploy:
     if newer is not None:
         transition(deploy, Status.SUPERSEDED, by=newer)
         return deploy
-    return _Pipeline(deploy).run()
+    with heartbeat.Heartbeat(deploy.pk):
+        return _Pipeline(deploy).run()
 
 
 class _Pipeline:

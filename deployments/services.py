@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from apps.models import App
 from apps.validators import validate_commit
-from deployments import jobs, selectors
+from deployments import heartbeat, jobs, selectors
 from deployments.models import Deploy
 from deployments.transitions import transition
 
@@ -81,11 +81,14 @@ def deploy_sweep(
     """Run by the idle worker: nothing stays building forever, nothing queued is forgotten.
 
     - active deploys become failed: this worker is idle, so none of them is running, unless
-      another live worker holds its job (two workers by mistake must not fail each other's);
-    - queued deploys never handed to Redis, or whose job Redis lost, are enqueued.
+      another live worker holds its job (two workers by mistake must not fail each other's)
+      or another process runs it (its heartbeat is fresh: a shell, a test);
+    - queued deploys never handed to Redis, or whose job Redis lost, are enqueued, unless a
+      process has just started running them.
     """
+    unattended = Deploy.objects.exclude(heartbeat__gt=heartbeat.stale_before())
     failed = 0
-    for d in Deploy.objects.filter(status__in=Deploy.ACTIVE):
+    for d in unattended.filter(status__in=Deploy.ACTIVE):
         if running_elsewhere is not None and running_elsewhere(d.pk):
             continue
         if transition(
@@ -95,7 +98,7 @@ def deploy_sweep(
         ):
             failed += 1
     enqueued = 0
-    for d in Deploy.objects.filter(status=Status.QUEUED).order_by("created", "id"):
+    for d in unattended.filter(status=Status.QUEUED).order_by("created", "id"):
         if d.enqueued is not None and job_exists is not None and not job_exists(d.pk):
             Deploy.objects.filter(pk=d.pk).update(enqueued=None)
         if deploy_enqueue(deploy_id=d.pk):

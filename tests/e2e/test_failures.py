@@ -108,9 +108,10 @@ def test_it_fails_cleanly_when_the_registry_is_unreachable(v1_live, settings):
     app, repo, d1, host = v1_live
     repo.commit({"index.html": "v2\n"}, "v2")
     settings.KOYRA_REGISTRY = "127.0.0.1:5999"  # nothing listens there
-    # Koyra waits for a registry that is coming back (KOYRA_REGISTRY_WAIT_SECONDS); briefly here,
-    # or the idle worker's sweep would take this in-process deploy for an interrupted one.
-    settings.KOYRA_REGISTRY_WAIT_SECONDS = 3
+    # Koyra waits for a registry that is coming back (KOYRA_REGISTRY_WAIT_SECONDS); briefly here.
+    # Meanwhile the idle worker's sweep runs: this in-process deploy's heartbeat keeps it from
+    # taking the deploy for an interrupted one (it did, before deploys had a heartbeat).
+    settings.KOYRA_REGISTRY_WAIT_SECONDS = 15
     # In this process (the shared worker keeps the real registry): same pipeline code.
     d2 = Deploy.objects.create(app=app, trigger="manual")
     d2 = pipeline.deploy_run(deploy_id=d2.pk)
