@@ -74,6 +74,12 @@ def app_for(user, name: str, action: str = "see") -> App:
     return app
 
 
+def may_see_system(user) -> bool:
+    """The machine's own state (disk use, prune runs, nodes) is the operator's: staff and
+    superusers. Tenants see their apps, not the size of everyone's images."""
+    return bool(user.is_authenticated and user.is_active and (user.is_staff or user.is_superuser))
+
+
 def may_create_apps(user) -> bool:
     return bool(user.is_authenticated and user.has_perm("apps.add_app"))
 

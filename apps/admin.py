@@ -62,12 +62,17 @@ class AppAdmin(admin.ModelAdmin):
         return super().response_delete(request, obj_display, obj_id)
 
     def get_readonly_fields(self, request, obj=None):
-        return ("name",) if obj else ()
+        # Ownership makes its holder the app's admin on the dashboard: only a superuser hands
+        # it out here, so `change_app` alone cannot make its holder an app's owner.
+        owner = () if request.user.is_superuser else ("owner",)
+        return (("name",) if obj else ()) + owner
 
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
             return
+        if not request.user.is_superuser:
+            obj.owner = request.user  # like the dashboard: who creates an app owns it
         obj.webhook_secret_token = "pending"
         super().save_model(request, obj, form, change)
         secret = services.app_regenerate_webhook_secret(app=obj)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -125,5 +125,8 @@ def _poll(pk: int, seq: int) -> tuple[list[tuple[int, str]], dict, bool] | None:
 @require_GET
 @login_required
 def disk(request):
-    """The disk-use card of the apps page (loaded on its own, so the list stays cheap)."""
+    """The disk-use card of the apps page (loaded on its own, so the list stays cheap); for
+    operators only: to anyone else it is an empty answer (htmx then swaps nothing in)."""
+    if not access.may_see_system(request.user):
+        return HttpResponse(status=204)
     return render(request, "deployments/disk.html", {"disk": retention.disk_report()})

@@ -325,6 +325,30 @@ def test_staff_with_the_view_permission_sees_but_cannot_change(client, cast):
     assert client.get("/apps/shop/").status_code == 404
 
 
+def test_staff_with_the_change_permission_cannot_make_themselves_an_owner(client, cast):
+    cast.staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_app", "change_app", "add_app"])
+    )
+    client.force_login(cast.staff)
+    form = {"repo_url": cast.app.repo_url, "branch": "dev", "trigger": "push"}
+    form |= {"domains": "[]", "workflows": "[]", "owner": cast.staff.pk}
+    form |= {"memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
+    resp = client.post(f"/admin/apps/app/{cast.app.pk}/change/", form)
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    cast.app.refresh_from_db()
+    assert cast.app.branch == "dev"  # what the permission allows...
+    assert cast.app.owner == cast.owner  # ...but not the ownership
+    assert access.role_of(cast.staff, cast.app) is None
+    assert client.get("/apps/shop/").status_code == 404
+    # On an app they add, they are the owner, as on the dashboard, whatever the form says.
+    form = {"name": "blog", "repo_url": cast.app.repo_url, "branch": "main", "trigger": "push"}
+    form |= {"domains": "[]", "workflows": "[]", "owner": cast.owner.pk}
+    form |= {"memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
+    resp = client.post("/admin/apps/app/add/", form)
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    assert App.objects.get(name="blog").owner == cast.staff
+
+
 def test_the_admin_edits_roles_inline(admin_client, cast):
     other = UserFactory(username="dora")
     resp = admin_client.post(
