@@ -3,6 +3,16 @@
 
 say() { printf 'koyra: %s\n' "$*" >&2; }
 
+# Daemons started here outlive the caller: they must not inherit its descriptors beyond
+# stdio (a `flock` the caller holds on fd 3 would stay held for as long as dockerd runs).
+close_inherited_fds() {
+  local p fd
+  for p in /proc/$BASHPID/fd/*; do
+    fd=${p##*/}
+    if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
 ensure_redis() {
   local url="${REDIS_URL:-redis://127.0.0.1:6379/0}"
   if command -v redis-cli >/dev/null && redis-cli -u "$url" ping >/dev/null 2>&1; then return 0; fi
@@ -16,7 +26,9 @@ ensure_redis() {
   fi
   local port; port=$(printf '%s' "$url" | sed -E 's#redis://[^:]+:([0-9]+).*#\1#')
   say "starting redis-server on 127.0.0.1:$port"
-  redis-server --port "$port" --bind 127.0.0.1 --dir /tmp --daemonize yes --save '' --appendonly no >/dev/null
+  (close_inherited_fds
+    exec redis-server --port "$port" --bind 127.0.0.1 --dir /tmp --daemonize yes --save '' \
+      --appendonly no >/dev/null)
   for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   say "redis-server did not start"; return 1
 }
@@ -34,7 +46,7 @@ ensure_docker() {
   fi
   say "starting dockerd (log: ${KOYRA_DATA_DIR:-data}/dockerd.log)"
   mkdir -p "${KOYRA_DATA_DIR:-data}"
-  (setsid dockerd >"${KOYRA_DATA_DIR:-data}/dockerd.log" 2>&1 &)
+  (close_inherited_fds; setsid dockerd >"${KOYRA_DATA_DIR:-data}/dockerd.log" 2>&1 &)
   for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && return 0; sleep 0.5; done
   say "dockerd did not start; see ${KOYRA_DATA_DIR:-data}/dockerd.log"; return 1
 }
