@@ -8,6 +8,7 @@ the running service as it was.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -223,7 +224,10 @@ class _Pipeline:
                 f"No Dockerfile at {m.context}/{m.dockerfile} in {d.short_commit}: add one, or "
                 "set build.dockerfile in .paas/app.yaml"
             )
-        ref = f"{settings.KOYRA_REGISTRY}/{app.name}:{d.commit}"
+        # The engine's local images are shared by every build on it, and a Dockerfile may name
+        # any of them (FROM, COPY --from): a tag another tenant could guess (a public commit)
+        # would hand them this app's image. So the tag carries 64 random bits as well.
+        ref = f"{settings.KOYRA_REGISTRY}/{app.name}:{d.commit}-{secrets.token_hex(8)}"
         args = m.build_args()
         if args:
             self.log(f"build args: {', '.join(sorted(args))}")

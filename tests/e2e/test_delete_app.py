@@ -45,7 +45,9 @@ def test_delete_app_tears_down_what_the_app_runs(worker, cluster_ready, unique_n
     assert deploy.status == Deploy.Status.LIVE, deploy.error
     wait_for(lambda: via_traefik(host) == (200, "doomed\n"), 30, "traefik routing")
     assert engine.secrets_list(f"koyra.app={name}")
-    assert registry.tags(name) == [sha]
+    tag = deploy.image.ref.rsplit(":", 1)[-1]
+    assert tag.startswith(f"{sha}-")  # the commit, and random bits no one else can guess
+    assert registry.tags(name) == [tag]
 
     out = _run(name)
     assert f"would remove service {name}_web" in out
@@ -56,7 +58,9 @@ def test_delete_app_tears_down_what_the_app_runs(worker, cluster_ready, unique_n
     assert App.objects.filter(name=name).exists()
     assert engine.service_get(f"{name}_web") is not None
     assert via_traefik(host) == (200, "doomed\n")
-    assert registry.tags(name) == [sha]
+    tag = deploy.image.ref.rsplit(":", 1)[-1]
+    assert tag.startswith(f"{sha}-")  # the commit, and random bits no one else can guess
+    assert registry.tags(name) == [tag]
 
     out = _run(name, "--yes")
     assert f"deleted the app {name}" in out
@@ -65,9 +69,9 @@ def test_delete_app_tears_down_what_the_app_runs(worker, cluster_ready, unique_n
     assert engine.service_get(f"{name}_web") is None
     assert engine.secrets_list(f"koyra.app={name}") == []
     assert registry.tags(name) == []
-    assert registry.manifest_digest(name, sha) is None
+    assert registry.manifest_digest(name, tag) is None
     with pytest.raises(engine.EngineError):  # the local tag is gone too
-        engine.image_inspect(f"{settings.KOYRA_REGISTRY}/{name}:{sha}")
+        engine.image_inspect(f"{settings.KOYRA_REGISTRY}/{name}:{tag}")
     wait_for(lambda: via_traefik(host)[0] == 404, 30, "traefik to stop routing the domain")
 
     again, _ = app_services.app_create(name=name, repo_url=repo.url, domains=[host])

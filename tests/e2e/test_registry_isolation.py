@@ -63,7 +63,8 @@ def test_an_app_can_neither_read_write_nor_delete_another_apps_images(
     repo_a = make_repo()
     da = _deploy(a, repo_a, httpd_app(base, f"a-{a}"))
     assert da.status == Deploy.Status.LIVE, da.log_text
-    digest = registry.manifest_digest(b, db.commit)
+    b_tag = db.image.ref.rsplit(":", 1)[-1]
+    digest = registry.manifest_digest(b, b_tag)
     assert digest and digest.startswith("sha256:")
 
     task = wait_for(
@@ -78,8 +79,8 @@ def test_an_app_can_neither_read_write_nor_delete_another_apps_images(
         ("GET", "/v2/_catalog", ""),
         ("GET", f"/v2/{b}/tags/list", ""),
         ("GET", f"/v2/{b}/manifests/{digest}", ""),
-        ("HEAD", f"/v2/{b}/manifests/{db.commit}", ""),
-        ("PUT", f"/v2/{b}/manifests/{db.commit}", manifest),
+        ("HEAD", f"/v2/{b}/manifests/{b_tag}", ""),
+        ("PUT", f"/v2/{b}/manifests/{b_tag}", manifest),
         ("DELETE", f"/v2/{b}/manifests/{digest}", ""),
         ("POST", f"/v2/{b}/blobs/uploads/", ""),
     ]
@@ -93,8 +94,8 @@ def test_an_app_can_neither_read_write_nor_delete_another_apps_images(
             assert 'realm="koyra-registry"' in answer  # it is the registry that refuses
 
     # Nothing of B's changed, and Koyra itself still reads it.
-    assert registry.manifest_digest(b, db.commit) == digest
-    assert registry.tags(b) == [db.commit]
+    assert registry.manifest_digest(b, b_tag) == digest
+    assert registry.tags(b) == [b_tag]
 
     # Koyra's login is nowhere an app (or `docker service inspect`) can see it.
     creds = registry.credentials()
@@ -107,6 +108,22 @@ def test_an_app_can_neither_read_write_nor_delete_another_apps_images(
     env = task.exec_run(["sh", "-c", "env; cat /run/secrets/* 2>/dev/null"]).output.decode()
     assert password not in env
     assert password not in da.log_text and password not in db.log_text
+
+    # While B runs here, its image is in this engine's local store, which every build shares:
+    # a Dockerfile of A that names it by a tag it can guess (B's commit; public for an open
+    # source repository) finds nothing, because Koyra's tags carry random bits too.
+    assert docker_client.images.list(name=f"{settings.KOYRA_REGISTRY}/{b}")
+    repo_a.commit(
+        {
+            "Dockerfile": (
+                f"FROM {settings.KOYRA_REGISTRY}/{b}:{db.commit}\n"
+                'CMD ["httpd", "-f", "-p", "8000", "-h", "/www"]\n'
+            )
+        }
+    )
+    guessed = wait_deploy(services.deploy_create(app=da.app, trigger="manual"))
+    assert guessed.status == Deploy.Status.FAILED, guessed.log_text
+    assert "docker build failed" in guessed.log_text
 
     # A build of A cannot pull B's image from the registry: its Dockerfile names B by digest.
     # (B's image leaves this engine first, as on a build node that never ran B: a build
@@ -138,4 +155,4 @@ def test_an_app_can_neither_read_write_nor_delete_another_apps_images(
     assert "no basic auth credentials" in log or "unauthorized" in log.lower(), log
     assert password not in log
     # Koyra still pulls it with its login: the image is there, only A could not have it.
-    assert registry.manifest_digest(b, db.commit) == digest
+    assert registry.manifest_digest(b, b_tag) == digest
