@@ -77,9 +77,24 @@ class KoyraWorker(Worker):
         return bool(self.connection.exists(self.redis_worker_namespace_prefix + owner))
 
     def _job_exists(self, deploy_id: int) -> bool:
-        """Whether Redis still holds a runnable job for the deploy."""
+        """Whether Redis still holds a runnable job for the deploy.
+
+        A job says `queued` from the moment it is enqueued until a worker starts it, also
+        after a worker took it off the queue (RQ moves it to the queue's intermediate list)
+        and then hung or died: RQ would fail it only after minutes of maintenance passes. So
+        a queued job counts only while it is on the queue itself; one a worker took and
+        dropped is forgotten there (RQ's clean-up must not fail the job enqueued again under
+        the same id), and the sweep enqueues the deploy again."""
+        job_id = f"deploy-{deploy_id}"
         try:
-            job = Job.fetch(f"deploy-{deploy_id}", connection=self.connection)
+            job = Job.fetch(job_id, connection=self.connection)
         except NoSuchJobError:
             return False
-        return job.get_status() in ("queued", "started", "deferred", "scheduled")
+        status = job.get_status()
+        if status != "queued":
+            return status in ("started", "deferred", "scheduled")
+        for queue in self.queues:
+            if self.connection.lpos(queue.key, job_id) is not None:
+                return True
+            queue.intermediate_queue.remove(job_id)
+        return False
