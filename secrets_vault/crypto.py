@@ -3,6 +3,8 @@ the ed25519 deploy keys of apps."""
 
 from __future__ import annotations
 
+import hashlib
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -72,6 +74,31 @@ def rotate(token: str) -> str:
         return fernet.rotate(_token_bytes(token)).decode()
     except InvalidToken:
         raise VaultError(f"A stored secret {NOT_DECRYPTABLE}.") from None
+
+
+def key_fingerprint(key: str) -> str:
+    """A short name for a key that says nothing about it: the first 16 hex digits of its
+    SHA-256 (`printf %s KEY | sha256sum | cut -c1-16`), so a user can tell which key a backup
+    needs without the key ever being written anywhere."""
+    return hashlib.sha256(key.strip().encode()).hexdigest()[:16]
+
+
+def key_fingerprints() -> list[str]:
+    """The fingerprints of the configured keys, in order (the first one encrypts)."""
+    _fernet()  # VaultError when no key or an invalid one
+    return [key_fingerprint(k) for k in settings.KOYRA_FERNET_KEYS]
+
+
+def opening_key(token: str) -> str | None:
+    """The fingerprint of the first configured key that opens the token, or None."""
+    _fernet()
+    for key in settings.KOYRA_FERNET_KEYS:
+        try:
+            Fernet(key.encode()).decrypt(_token_bytes(token))
+        except InvalidToken:
+            continue
+        return key_fingerprint(key)
+    return None
 
 
 def _token_bytes(token: str) -> bytes:

@@ -157,6 +157,12 @@ def manifest_digest(repo: str, tag: str) -> str | None:
         raise RegistryError(f"registry {settings.KOYRA_REGISTRY} unreachable: {exc}") from exc
 
 
+def manifest_exists(repo: str, digest: str) -> bool:
+    """Whether the registry still holds the manifest `repo@digest` (a restored install asks
+    which of its recorded images the registry kept)."""
+    return manifest_digest(repo, digest) is not None
+
+
 def delete_manifest(repo: str, digest: str) -> bool:
     """Delete a manifest (and so every tag on it). False when it was already gone."""
     status, body = _call("DELETE", f"/v2/{repo}/manifests/{digest}")

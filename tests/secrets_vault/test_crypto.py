@@ -101,3 +101,16 @@ def test_a_plaintext_that_is_not_utf8_fails_closed_without_carrying_it(keys, old
 def test_generate_key_makes_a_valid_distinct_key():
     a, b = crypto.generate_key(), crypto.generate_key()
     assert a != b and crypto.key_is_valid(a)
+
+
+def test_opening_key_names_the_key_a_token_needs_by_fingerprint_only(settings):
+    old, new = new_key(), new_key()
+    settings.KOYRA_FERNET_KEYS = [old]
+    token = crypto.encrypt(PLAIN)
+    settings.KOYRA_FERNET_KEYS = [new, old]
+    assert crypto.opening_key(token) == crypto.key_fingerprint(old)
+    assert crypto.key_fingerprints() == [crypto.key_fingerprint(new), crypto.key_fingerprint(old)]
+    assert old not in crypto.key_fingerprint(old) and len(crypto.key_fingerprint(old)) == 16
+    settings.KOYRA_FERNET_KEYS = [new]
+    assert crypto.opening_key(token) is None
+    assert crypto.opening_key("not a token") is None
