@@ -1,10 +1,11 @@
-# Koyra: `make run` starts the control plane, `make test` runs every test.
+# Koyra: `make run` starts the control plane, `make install` puts it on a server as a Swarm
+# stack, `make test` runs every test.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test unit e2e lint format images bench clean
+.PHONY: venv run install uninstall test unit e2e lint format images bench clean
 
 venv: $(STAMP)
 
@@ -17,6 +18,14 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 # run.sh installs the machine's missing packages first (as root), then the venv.
 run:
 	bash scripts/run.sh
+
+# install.sh: Koyra as its own Swarm stack on this server (restarted by Swarm; README).
+install:
+	bash scripts/install.sh
+
+# Keeps the volumes and keys; PURGE=1 removes the stack's volumes and secrets too.
+uninstall:
+	bash scripts/install.sh --uninstall $(if $(PURGE),--purge)
 
 test: venv
 	bash scripts/test.sh

@@ -57,3 +57,22 @@ ensure_swarm() {
   say "initialising a single-node swarm"
   docker swarm init --advertise-addr "${KOYRA_SWARM_ADVERTISE_ADDR:-127.0.0.1}" >/dev/null
 }
+
+# Images for the registry and Traefik: the configured ones where they are here or can be
+# pulled, else ones built from this machine's packages (no Docker Hub needed).
+pick_cluster_images() {
+  local var default local_built=""
+  for pair in KOYRA_REGISTRY_IMAGE=registry:2 KOYRA_TRAEFIK_IMAGE=traefik:v3.7; do
+    var=${pair%%=*} default=${pair#*=}
+    [ -n "${!var:-}" ] && continue
+    if docker image inspect "$default" >/dev/null 2>&1 || timeout 60 docker pull -q "$default" >/dev/null 2>&1; then
+      export "$var=$default"; continue
+    fi
+    say "$default cannot be pulled here; using one built from this machine's packages"
+    if [ -z "$local_built" ]; then
+      .venv/bin/python manage.py build_local_images >"$KOYRA_DATA_DIR/local-images.env" || return 1
+      local_built=1
+    fi
+    export "$var=$(grep "^$var=" "$KOYRA_DATA_DIR/local-images.env" | cut -d= -f2)"
+  done
+}

@@ -4,7 +4,8 @@
 #
 #   provision.sh                      install what `make run` needs and is missing (as root)
 #   provision.sh --test               the same, and what `make test` needs too
-#   provision.sh --missing [--test]   print the missing packages, install nothing
+#   provision.sh --install            the same, and what `make install` needs too
+#   provision.sh --missing [--test|--install]   print the missing packages, install nothing
 #
 # A package counts as present when dpkg has it installed, or when what Koyra needs from it is
 # here from elsewhere (Docker from docker-ce, say: installing docker.io over it would conflict).
@@ -16,8 +17,12 @@ RUN_PACKAGES=(docker.io docker-registry busybox-static redis-server git iproute2
   python3-venv ca-certificates)
 # What `make test` needs besides: Chromium for the browser tests, PostgreSQL for the second run
 # of the unit suite, an ssh server for the private-repository tests (with openssl for their
-# test CA and procps for `ps`, which samples process arguments).
-TEST_PACKAGES=(chromium postgresql openssh-server openssl procps)
+# test CA and procps for `ps`, which samples process arguments; and `sysctl`), util-linux's
+# nsenter and unshare for the second Docker engine of the multi-node tests (with iproute2).
+TEST_PACKAGES=(chromium postgresql openssh-server openssl procps util-linux)
+# What `make install` needs besides, where Docker Hub does not answer: debootstrap, for the
+# Debian base of Koyra's image (its test runs in `make test` too).
+INSTALL_PACKAGES=(debootstrap)
 
 present() {
   [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ] && return 0
@@ -35,8 +40,9 @@ only_missing="" wanted=("${RUN_PACKAGES[@]}")
 for arg in "$@"; do
   case "$arg" in
     --missing) only_missing=1 ;;
-    --test) wanted+=("${TEST_PACKAGES[@]}") ;;
-    *) echo "usage: $0 [--missing] [--test]" >&2; exit 2 ;;
+    --test) wanted+=("${TEST_PACKAGES[@]}" "${INSTALL_PACKAGES[@]}") ;;
+    --install) wanted+=("${INSTALL_PACKAGES[@]}") ;;
+    *) echo "usage: $0 [--missing] [--test] [--install]" >&2; exit 2 ;;
   esac
 done
 

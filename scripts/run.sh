@@ -20,44 +20,18 @@ export KOYRA_DATA_DIR="${KOYRA_DATA_DIR:-$PWD/data}"
 mkdir -p "$KOYRA_DATA_DIR"
 chmod 700 "$KOYRA_DATA_DIR"
 
-# Keys: made once for local use, kept under the data dir. Back them up: without the Fernet
-# key the stored secrets cannot be read.
-if [ -z "${KOYRA_FERNET_KEYS:-}" ] && [ -z "${KOYRA_FERNET_KEYS_FILE:-}" ]; then
-  export KOYRA_FERNET_KEYS_FILE="$KOYRA_DATA_DIR/fernet.keys"
-  if [ ! -s "$KOYRA_FERNET_KEYS_FILE" ]; then
-    (umask 077; $BIN/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' >"$KOYRA_FERNET_KEYS_FILE")
-    say "made a Fernet key in $KOYRA_FERNET_KEYS_FILE - back it up: secrets cannot be read without it"
-  fi
-fi
-if [ -z "${SECRET_KEY:-}" ] && [ -z "${SECRET_KEY_FILE:-}" ]; then
-  export SECRET_KEY_FILE="$KOYRA_DATA_DIR/secret_key"
-  if [ ! -s "$SECRET_KEY_FILE" ]; then
-    (umask 077; $BIN/python -c 'import secrets; print(secrets.token_urlsafe(50))' >"$SECRET_KEY_FILE")
-    say "made a SECRET_KEY in $SECRET_KEY_FILE"
-  fi
-fi
+# Keys: koyra/settings.py reads them from the environment, else from KOYRA_DATA_DIR
+# (fernet.keys, secret_key) and makes them there on first run, saying where: back them up,
+# without the Fernet key the stored secrets cannot be read. `python manage.py ...` in any
+# shell, the worker and daphne read the same files.
 
 ensure_redis
 ensure_docker
 ensure_swarm
 
-# Images for the registry and Traefik: the configured ones where they are here or can be
-# pulled, else ones built from this machine's packages (no Docker Hub needed).
-pick_image() { # VAR default
-  local var=$1 default=$2
-  [ -n "${!var:-}" ] && return 0
-  if docker image inspect "$default" >/dev/null 2>&1 || timeout 60 docker pull -q "$default" >/dev/null 2>&1; then
-    export "$var=$default"; return 0
-  fi
-  say "$default cannot be pulled here; using one built from this machine's packages"
-  if [ -z "${local_images_built:-}" ]; then
-    $BIN/python manage.py build_local_images >"$KOYRA_DATA_DIR/local-images.env"
-    local_images_built=1
-  fi
-  export "$var=$(grep "^$var=" "$KOYRA_DATA_DIR/local-images.env" | cut -d= -f2)"
-}
-pick_image KOYRA_REGISTRY_IMAGE registry:2
-pick_image KOYRA_TRAEFIK_IMAGE traefik:v3.7
+# Images for the registry and Traefik (scripts/lib.sh): pulled, else built from this machine's
+# packages.
+pick_cluster_images
 
 $BIN/python manage.py check
 $BIN/python manage.py migrate --noinput -v0
