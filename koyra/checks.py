@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.checks import Error, register
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from apps.validators import validate_known_hosts
 from secrets_vault import crypto
@@ -19,15 +19,31 @@ HOW_TO_MAKE_A_KEY = (
 )
 
 
+def _fernet_hint() -> str:
+    """How to get a key. Where a database may hold secrets, never "make a new one": only the
+    key they were encrypted with reads them."""
+    expected = getattr(settings, "KOYRA_FERNET_KEYS_PATH", "") or "KOYRA_FERNET_KEYS"
+    existing = getattr(settings, "KOYRA_EXISTING_DATA", "")
+    if not existing:
+        return HOW_TO_MAKE_A_KEY
+    what = existing[:1].upper() + existing[1:]
+    return (
+        f"{what} already exists and its secrets open only with the key they were encrypted "
+        f"with: put that key (from your backup) in {expected}, or set KOYRA_FERNET_KEYS or "
+        "KOYRA_FERNET_KEYS_FILE. Do not make a new key: it cannot read them."
+    )
+
+
 @register()
 def fernet_keys(app_configs, **kwargs):
     keys = settings.KOYRA_FERNET_KEYS
     if not keys:
+        why = getattr(settings, "KOYRA_FERNET_KEYS_PROBLEM", "") or "KOYRA_FERNET_KEYS is not set"
         return [
             Error(
-                "KOYRA_FERNET_KEYS is not set: Koyra refuses to start without a key to "
-                "encrypt secrets.",
-                hint=HOW_TO_MAKE_A_KEY,
+                f"No Fernet key: {why}. Koyra refuses to start without the key that encrypts "
+                "secrets.",
+                hint=_fernet_hint(),
                 id="koyra.E001",
             )
         ]
@@ -37,7 +53,7 @@ def fernet_keys(app_configs, **kwargs):
             Error(
                 f"KOYRA_FERNET_KEYS: key number {', '.join(map(str, bad))} is not a valid "
                 "Fernet key (32 url-safe base64-encoded bytes).",
-                hint=HOW_TO_MAKE_A_KEY,
+                hint=_fernet_hint(),
                 id="koyra.E001",
             )
         ]
@@ -46,10 +62,15 @@ def fernet_keys(app_configs, **kwargs):
 
 @register()
 def secret_key(app_configs, **kwargs):
-    if not settings.SECRET_KEY:
+    try:
+        key = settings.SECRET_KEY
+    except ImproperlyConfigured:  # Django's own "must not be empty", raised on access
+        key = ""
+    if not key:
+        why = getattr(settings, "KOYRA_SECRET_KEY_PROBLEM", "") or "SECRET_KEY is not set"
         return [
             Error(
-                "SECRET_KEY is not set.",
+                f"No SECRET_KEY: {why}.",
                 hint="Set SECRET_KEY (or SECRET_KEY_FILE) to a long random string, e.g. "
                 "python -c 'import secrets; print(secrets.token_urlsafe(50))'.",
                 id="koyra.E002",

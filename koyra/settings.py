@@ -9,6 +9,8 @@ from urllib.parse import unquote, urlsplit
 
 import environ
 
+from koyra import local_keys
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -41,14 +43,17 @@ def _int(name: str, default: int) -> int:
 
 
 KOYRA_DATA_DIR = Path(_read("KOYRA_DATA_DIR", str(BASE_DIR / "data"))).resolve()
-KOYRA_DATA_DIR.mkdir(parents=True, exist_ok=True)
+KOYRA_DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 DEBUG = _bool("DEBUG", False)
 # Error pages and mails never show posted secret values or DATABASE_URL/REDIS_URL passwords,
 # DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "koyra.reporting.KoyraExceptionReporterFilter"
-# No SECRET_KEY is never a crash here; koyra.E002 reports it at `check` time unless DEBUG.
-SECRET_KEY = _read("SECRET_KEY") or ""
+# SECRET_KEY, else SECRET_KEY_FILE, else KOYRA_DATA_DIR/secret_key (made there on first use, as
+# `make run` does). None is never a crash here; koyra.E002 reports it at `check` time.
+_secret_key = local_keys.load("SECRET_KEY", data_dir=KOYRA_DATA_DIR, make=local_keys.new_secret_key)
+SECRET_KEY = _secret_key.value
+KOYRA_SECRET_KEY_PROBLEM = _secret_key.problem
 ALLOWED_HOSTS = [h.strip() for h in (_read("ALLOWED_HOSTS", "127.0.0.1,localhost")).split(",")]
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in (_read("CSRF_TRUSTED_ORIGINS", "") or "").split(",") if o.strip()
@@ -159,7 +164,18 @@ CHANNEL_LAYERS = {
 
 # --- Koyra ---------------------------------------------------------------------------------
 # Fernet keys, comma-separated; the first encrypts, all decrypt. No fallback of any kind.
-KOYRA_FERNET_KEYS = [k.strip() for k in (_read("KOYRA_FERNET_KEYS") or "").split(",") if k.strip()]
+# KOYRA_FERNET_KEYS, else KOYRA_FERNET_KEYS_FILE, else KOYRA_DATA_DIR/fernet.keys, made there
+# only for a new install: never where a database may hold secrets (koyra.E001 says where the
+# key they need is expected).
+KOYRA_EXISTING_DATA = local_keys.existing_data(DATABASES["default"])
+_fernet = local_keys.load(
+    "KOYRA_FERNET_KEYS",
+    data_dir=KOYRA_DATA_DIR,
+    make=None if KOYRA_EXISTING_DATA else local_keys.new_fernet_key,
+)
+KOYRA_FERNET_KEYS = [k.strip() for k in _fernet.value.split(",") if k.strip()]
+KOYRA_FERNET_KEYS_PATH = _fernet.path
+KOYRA_FERNET_KEYS_PROBLEM = _fernet.problem
 KOYRA_REGISTRY = _read("KOYRA_REGISTRY", "127.0.0.1:5000")
 KOYRA_NETWORK = _read("KOYRA_NETWORK", "koyra-public")
 KOYRA_REGISTRY_IMAGE = _read("KOYRA_REGISTRY_IMAGE", "registry:2")
@@ -195,6 +211,9 @@ KOYRA_WORKSPACE_DIR = Path(_read("KOYRA_WORKSPACE_DIR", str(KOYRA_DATA_DIR / "wo
 KOYRA_TRAEFIK_REFRESH_SECONDS = _int("KOYRA_TRAEFIK_REFRESH_SECONDS", 2)
 # A stopping task keeps serving this long after SIGTERM, so Traefik stops routing to it first.
 KOYRA_DRAIN_SECONDS = _int("KOYRA_DRAIN_SECONDS", 2 * KOYRA_TRAEFIK_REFRESH_SECONDS + 1)
+# A new task that crashes within this long after it became healthy rolls the update back
+# (Swarm's monitor window; Docker's own default). Paid once per rollout, after the last task.
+KOYRA_ROLLOUT_STABILITY_SECONDS = _int("KOYRA_ROLLOUT_STABILITY_SECONDS", 5)
 
 # Retention: per app, the images of the last N releases that went live are kept (plus the
 # live one and the next rollback target); the rest leave the registry and this engine.

@@ -21,9 +21,22 @@ def _errors():
 
 def test_no_key_is_koyra_e001(settings):
     settings.KOYRA_FERNET_KEYS = []
+    settings.KOYRA_EXISTING_DATA = ""  # a new install whose key could not be made
     [error] = _errors()
     assert "KOYRA_FERNET_KEYS" in error.msg
     assert "Fernet.generate_key" in error.hint
+
+
+@pytest.mark.parametrize("keys", [[], ["not-a-fernet-key"]], ids=["missing", "invalid"])
+def test_with_existing_data_it_never_says_to_make_a_new_key(settings, keys):
+    settings.KOYRA_FERNET_KEYS = keys
+    settings.KOYRA_EXISTING_DATA = "the database /srv/koyra/koyra.sqlite3"
+    settings.KOYRA_FERNET_KEYS_PATH = "/srv/koyra/fernet.keys"
+    settings.KOYRA_FERNET_KEYS_PROBLEM = "KOYRA_FERNET_KEYS is not set and ... does not exist"
+    [error] = _errors()
+    assert "generate_key" not in error.hint
+    assert "/srv/koyra/koyra.sqlite3" in error.hint and "/srv/koyra/fernet.keys" in error.hint
+    assert "Do not make a new key" in error.hint
 
 
 def test_an_invalid_key_is_koyra_e001_naming_its_position_not_its_value(settings):
@@ -68,10 +81,21 @@ def _run(argv: list[str], **env_changes: str | None) -> subprocess.CompletedProc
     ],
     ids=["check", "worker", "asgi"],
 )
-def test_koyra_refuses_to_start_without_a_key(argv):
-    res = _run(argv, KOYRA_FERNET_KEYS=None, KOYRA_FERNET_KEYS_FILE=None)
+def test_koyra_refuses_to_start_without_a_key(argv, tmp_path):
+    # A data dir whose database exists: its secrets need the key they were made with, so
+    # none is made (a new install gets one: tests/test_shell_commands.py).
+    (tmp_path / "koyra.sqlite3").touch()
+    res = _run(
+        argv,
+        KOYRA_FERNET_KEYS=None,
+        KOYRA_FERNET_KEYS_FILE=None,
+        DATABASE_URL=None,
+        KOYRA_DATA_DIR=str(tmp_path),
+    )
     assert res.returncode != 0
     assert "koyra.E001" in res.stderr and "KOYRA_FERNET_KEYS" in res.stderr
+    assert str(tmp_path / "fernet.keys") in res.stderr
+    assert not (tmp_path / "fernet.keys").exists()
 
 
 def test_koyra_refuses_to_start_with_an_invalid_key_file(tmp_path):
