@@ -22,17 +22,18 @@ from apps.models import App
 from apps.validators import reserved_hosts, validate_repo_url
 from deployments import (
     checkout,
-    cluster,
+    commits,
     heartbeat,
     logstream,
     ordering,
     retention,
+    rollout,
     selectors,
     swarm_secrets,
     swarm_spec,
 )
 from deployments import manifest as manifest_mod
-from deployments.boundaries import engine, git, ingress, registry
+from deployments.boundaries import engine, git, registry
 from deployments.models import Deploy, Image
 from deployments.release_spec import ReleaseSpec
 from deployments.transitions import transition
@@ -97,6 +98,7 @@ class _Pipeline:
             pass
         except (
             DeployFailed,
+            rollout.RolloutFailed,
             manifest_mod.ManifestError,
             checkout.CheckoutError,
             git.GitError,
@@ -170,12 +172,26 @@ class _Pipeline:
             for k in sorted(set(keys))
         ]
 
+    def _app_env(self, secret_names: list[str]) -> None:
+        """The app's plain env vars (set_env) go over the manifest's `env`; a name the
+        manifest lists as a secret is refused, not silently shadowed either way."""
+        clash = sorted(set(self.app.env) & set(secret_names))
+        if clash:
+            raise DeployFailed(
+                f"{clash[0]} is a secret in .paas/app.yaml and also a plain env var of "
+                f"{self.app.name}; a name is one or the other: remove the env var "
+                f"(unset_env {self.app.name} {clash[0]}, or the app's settings page)"
+            )
+        if self.app.env:
+            self.log(f"app env vars (over the manifest's env): {', '.join(sorted(self.app.env))}")
+
     # -- a build: clone, manifest, build, push, release -------------------------------------
 
     def _build(self) -> ReleaseSpec:
         self._clone()
         m = manifest_mod.load(self.workspace)
         self.log(f"manifest: {'.paas/app.yaml' if m.present else 'none, using the defaults'}")
+        self._app_env(m.secrets)
         self._read_secrets(m.secrets)
         ref = self._build_image(m)
         image = self._push(ref)
@@ -199,6 +215,7 @@ class _Pipeline:
         git.clone_at(
             app.repo_url, d.commit, self.workspace, should_stop=self.should_stop, auth=self.auth
         )
+        commits.commit_record(deploy=d, workspace=self.workspace, say=self.log)
         d.finish_stage("clone")
         # A webhook's commit that is live already, or older, or in a newer queued deploy.
         stale = ordering.superseded_by(
@@ -228,7 +245,7 @@ class _Pipeline:
         # any of them (FROM, COPY --from): a tag another tenant could guess (a public commit)
         # would hand them this app's image. So the tag carries 64 random bits as well.
         ref = f"{settings.KOYRA_REGISTRY}/{app.name}:{d.commit}-{secrets.token_hex(8)}"
-        args = m.build_args()
+        args = m.build_args({**m.env, **app.env})
         if args:
             self.log(f"build args: {', '.join(sorted(args))}")
         engine.build(
@@ -267,7 +284,8 @@ class _Pipeline:
             image=image.pinned,
             entrypoint=entrypoint,
             cmd=cmd,
-            env=m.env,
+            env={**m.env, **self.app.env},
+            manifest_env=m.env,
             secrets=m.secrets,
             predeploy=m.predeploy,
             port=m.port,
@@ -312,7 +330,10 @@ class _Pipeline:
         Deploy.objects.filter(pk=d.pk).update(image=source.image, commit=source.commit)
         d.image, d.commit = source.image, source.commit
         # The release's own config, with the app's current routing (domains set since).
+        # and its current plain env vars (set_env since), as with secrets: today's values.
         spec = ReleaseSpec.from_json(source.spec).with_domains(self.app.domains)
+        spec = spec.with_env(self.app.env)
+        self._app_env(spec.secrets)
         self._read_secrets(spec.secrets)
         _check_domains(self.app, spec.domains)
         return spec
@@ -332,37 +353,20 @@ class _Pipeline:
         self.created_service = engine.service_get(svc.name) is None
         self.log(f"updating service {svc.name} to {spec.image}")
         engine.service_apply(svc, force=True)
-        self._converge(spec, previous)
-        self._wait_routed(spec)
+        rollout.Rollout(
+            app=app,
+            deploy_id=d.pk,
+            spec=spec,
+            previous=previous,
+            created=self.created_service,
+            log=self.log,
+            should_stop=self.should_stop,
+            secret_refs=self._secret_refs,
+        ).wait()
         d.finish_stage("rollout")
         self._go_live(digest=spec.image.rsplit("@", 1)[-1])
         swarm_secrets.swarm_secrets_prune(app=app)
         self._retention()
-
-    def _converge(self, spec: ReleaseSpec, previous: Deploy | None) -> None:
-        """Wait until every task runs this deploy's spec and is healthy; otherwise undo."""
-        marker = str(self.deploy.pk)
-        name = self.app.service_name
-        try:
-            result = engine.service_wait(
-                name,
-                marker_label="koyra.deploy",
-                marker=marker,
-                replicas=spec.replicas,
-                timeout=settings.KOYRA_ROLLOUT_TIMEOUT,
-                should_stop=self.should_stop,
-                on_line=self.log,
-            )
-        except engine.Aborted:
-            self._undo(previous)  # cancelled mid-rollout: back to what was live
-            raise
-        for line in engine.task_logs(name, marker_label="koyra.deploy", marker=marker):
-            self.log(line)
-        if not result.ok:
-            self._undo(previous)
-            detail = f" ({'; '.join(result.task_errors[-3:])})" if result.task_errors else ""
-            keep = "the previous version keeps serving" if previous else "no version was live"
-            raise DeployFailed(f"rollout failed: {result.message}{detail}; {keep}")
 
     def _go_live(self, *, digest: str) -> None:
         """The one live deploy of the app: the previous one retires in the same transaction."""
@@ -373,37 +377,6 @@ class _Pipeline:
             line = f"live: every task runs {digest[:19]}"
             if not transition(d, Status.LIVE, log=self.log, line=line):
                 raise DeployStopped(d.error or "deploy was stopped")
-
-    def _undo(self, previous: Deploy | None) -> None:
-        """After a failed rollout, make sure nothing of this deploy is left running."""
-        name = self.app.service_name
-        if self.created_service or previous is None:
-            engine.service_remove(name)
-            return
-        attrs = engine.service_get(name) or {}
-        if attrs.get("UpdateStatus", {}).get("State") != "rollback_completed":
-            # Swarm did not roll back by itself (timeout): put the live spec back.
-            spec = ReleaseSpec.from_json(previous.spec)
-            svc = swarm_spec.service_spec(
-                app=self.app,
-                deploy_id=previous.pk,
-                spec=spec,
-                secret_refs=self._secret_refs(spec.secrets),
-            )
-            engine.service_apply(svc, force=True)
-
-    def _wait_routed(self, spec: ReleaseSpec) -> None:
-        """A first deploy is served only once Traefik's next poll of the Swarm has seen it:
-        wait for that (briefly, never failing the deploy) so `live` means reachable."""
-        if not spec.domains or engine.service_get(cluster.TRAEFIK_SERVICE) is None:
-            return
-        host = spec.domains[0]
-        if ingress.wait_routed(host, timeout=3 * settings.KOYRA_TRAEFIK_REFRESH_SECONDS + 2):
-            self.log(f"traefik: routing {', '.join(spec.domains)}")
-        else:
-            self.log(
-                f"traefik: {host} not confirmed on this node's port {settings.KOYRA_HTTP_PORT} yet"
-            )
 
     def _retention(self) -> None:
         """Old images leave the registry once a newer release is live; a failure here is

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
+from rq import Queue
 
 from apps.models import App
 from apps.validators import validate_commit
@@ -41,12 +42,34 @@ def deploy_create(
         # row lock SQLite never needed). NO KEY: rows that only point at the app (a webhook
         # delivery inserted first) do not block it.
         App.objects.select_for_update(no_key=True).only("pk").get(pk=app.pk)
-        deploy = Deploy.objects.create(app=app, commit=commit, trigger=trigger, source=source)
+        deploy = Deploy.objects.create(
+            app=app,
+            commit=commit,
+            trigger=trigger,
+            source=source,
+            # A redeploy or rollback runs its source's commit: the same words in the history.
+            commit_message=source.commit_message if source else "",
+            commit_author=source.commit_author if source else "",
+        )
         older = app.deploys.filter(status=Status.QUEUED).exclude(pk=deploy.pk)
         for stale in older if trigger not in Deploy.WEBHOOK_TRIGGERS else ():
             transition(stale, Status.SUPERSEDED, by=deploy)
         transaction.on_commit(lambda: deploy_enqueue(deploy_id=deploy.pk))
     return deploy
+
+
+_queues: dict[str, Queue] = {}
+
+
+def _deploy_queue() -> Queue:
+    """The `deploys` queue, one per process (and per configuration, which tests change):
+    django_rq makes a new Redis client, so a new connection, on every get_queue() - a cost
+    every webhook paid. redis-py's pool is thread-safe and starts afresh after a fork."""
+    key = repr(settings.RQ_QUEUES["deploys"])
+    queue = _queues.get(key)
+    if queue is None:
+        queue = _queues[key] = django_rq.get_queue("deploys")
+    return queue
 
 
 def deploy_enqueue(*, deploy_id: int) -> bool:
@@ -58,7 +81,7 @@ def deploy_enqueue(*, deploy_id: int) -> bool:
     if not claimed:
         return False
     try:
-        django_rq.get_queue("deploys").enqueue(
+        _deploy_queue().enqueue(
             jobs.run_deploy,
             deploy_id,
             job_id=f"deploy-{deploy_id}",
@@ -148,7 +171,8 @@ def rollback_create(*, app: App, to: Deploy | None = None) -> Deploy:
         target = stack[-2]
     if target.image is not None and target.image.deleted is not None:
         raise ValidationError(
-            f"The image of deploy #{target.pk} was pruned (KOYRA_KEEP_RELEASES); deploy "
-            f"commit {target.commit[:12]} again instead."
+            f"The image of deploy #{target.pk} was not kept: pruned (KOYRA_KEEP_RELEASES), or "
+            "not in the registry when Koyra was restored from a backup; deploy commit "
+            f"{target.commit[:12]} again instead."
         )
     return deploy_create(app=app, commit=target.commit, trigger="rollback", source=target)

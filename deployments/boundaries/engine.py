@@ -119,6 +119,89 @@ def image_ensure(ref: str) -> None:
         raise _api_error(f"Image {ref} is not on this engine and cannot be pulled", exc) from exc
 
 
+# --- Nodes --------------------------------------------------------------------------------
+
+
+def swarm_join() -> dict[str, str]:
+    """What a new node needs to join as a worker: {"token", "addr"} (the worker join token, a
+    credential, and a manager's address as the swarm advertises it)."""
+    try:
+        attrs = client().swarm.attrs
+        info = client().info().get("Swarm", {})
+    except docker.errors.APIError as exc:
+        raise _api_error("Cannot read the swarm (is this engine a manager?)", exc) from exc
+    token = (attrs.get("JoinTokens") or {}).get("Worker")
+    managers = [m.get("Addr", "") for m in info.get("RemoteManagers") or []]
+    if not token or not managers:
+        raise EngineError("This engine is not a swarm manager: run bootstrap_cluster on one")
+    return {"token": str(token), "addr": str(managers[0])}
+
+
+def nodes_list() -> list[dict[str, Any]]:
+    """Every node of the swarm, plain: id, hostname, role, state, availability, engine
+    version, address, leader, and its labels."""
+    try:
+        nodes = client().api.nodes()
+    except docker.errors.APIError as exc:
+        raise _api_error("Cannot list the swarm's nodes", exc) from exc
+    rows = []
+    for n in nodes:
+        spec, desc, status = n.get("Spec", {}), n.get("Description", {}), n.get("Status", {})
+        rows.append(
+            {
+                "id": n["ID"],
+                "hostname": desc.get("Hostname", ""),
+                "role": spec.get("Role", ""),
+                "state": status.get("State", ""),
+                "availability": spec.get("Availability", ""),
+                "engine": (desc.get("Engine") or {}).get("EngineVersion", ""),
+                "addr": status.get("Addr", ""),
+                "leader": bool((n.get("ManagerStatus") or {}).get("Leader")),
+                "labels": dict(spec.get("Labels") or {}),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["role"] != "manager", r["hostname"], r["id"]))
+
+
+def running_tasks(label: str) -> list[dict[str, str]]:
+    """Tasks Swarm wants running whose container carries `label`: {"node", "value",
+    "state", "service"} each (the node id, the label's value, the task's actual state)."""
+    try:
+        tasks = client().api.tasks(filters={"desired-state": "running"})
+    except docker.errors.APIError as exc:
+        raise _api_error("Cannot list the swarm's tasks", exc) from exc
+    found = []
+    for t in tasks:
+        value = ((t.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels", {}).get(label)
+        if value is not None:
+            found.append(
+                {
+                    "node": t.get("NodeID", ""),
+                    "value": str(value),
+                    "state": (t.get("Status") or {}).get("State", ""),
+                    "service": t.get("ServiceID", ""),
+                }
+            )
+    return found
+
+
+def node_availability(node_id: str, availability: Literal["active", "pause", "drain"]) -> bool:
+    """Set a node's availability (drain: Swarm moves its tasks elsewhere). False when it
+    already was."""
+    try:
+        n = client().api.inspect_node(node_id)
+        spec = dict(n["Spec"])
+        if spec.get("Availability") == availability:
+            return False
+        spec["Availability"] = availability
+        client().api.update_node(node_id, n["Version"]["Index"], cast(Any, spec))
+    except docker.errors.NotFound as exc:
+        raise EngineError(f"No node {node_id} in the swarm") from exc
+    except docker.errors.APIError as exc:
+        raise _api_error(f"Cannot set node {node_id} to {availability}", exc) from exc
+    return True
+
+
 # --- Services -----------------------------------------------------------------------------
 
 
@@ -138,6 +221,9 @@ class ServiceSpec:
     mounts: list[str] = field(default_factory=list)  # "source:target[:ro]"
     ports: dict[int, int] = field(default_factory=dict)  # published -> target, host mode
     constraints: list[str] = field(default_factory=list)
+    # Placement preferences, each spread evenly over a node attribute ("node.id": one task
+    # per node before any node gets a second).
+    spread: list[str] = field(default_factory=list)
     memory: int | None = None  # bytes
     nano_cpus: int | None = None
     healthcheck: dict[str, Any] | None = None  # {"test": [...], "interval": s, ...}
@@ -151,7 +237,12 @@ class ServiceSpec:
     registry_auth: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     def fingerprint(self) -> str:
-        fields = {k: v for k, v in self.__dict__.items() if k != "registry_auth"}
+        # An empty `spread` is left out: services made before it existed keep their fingerprint.
+        fields = {
+            k: v
+            for k, v in self.__dict__.items()
+            if k != "registry_auth" and not (k == "spread" and not v)
+        }
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[
             :16
         ]
@@ -182,6 +273,7 @@ def _service_kwargs(spec: ServiceSpec) -> dict[str, Any]:
         ),
         "mounts": spec.mounts,
         "constraints": spec.constraints,
+        "preferences": [("spread", d) for d in spec.spread],
         "stop_grace_period": _ns(spec.stop_grace),
         # dnsrr: Swarm's IPVS routing mesh does not work everywhere (and Traefik talks to task
         # IPs directly), so no VIP; host-mode ports for anything published.
@@ -275,6 +367,26 @@ def service_remove(name: str) -> bool:
         raise _api_error(f"Cannot remove service {name}", exc) from exc
 
 
+def services_replicas(label: str) -> dict[str, tuple[int, int]]:
+    """Service name -> (running tasks, desired tasks) of every service carrying `label`, in one
+    API call: what `docker service ls` shows as REPLICAS. A task with a healthcheck counts as
+    running only once it is healthy (Swarm keeps it `starting` until then)."""
+    try:
+        services: list[dict[str, Any]] = client().api.services(  # type: ignore[no-untyped-call]
+            filters={"label": label}, status=True
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise _api_error("Cannot list services", exc) from exc
+    counts: dict[str, tuple[int, int]] = {}
+    for s in services:
+        status = s.get("ServiceStatus") or {}
+        counts[s["Spec"]["Name"]] = (
+            int(status.get("RunningTasks") or 0),
+            int(status.get("DesiredTasks") or 0),
+        )
+    return counts
+
+
 def service_tasks(name: str) -> list[dict[str, Any]]:
     try:
         tasks: list[dict[str, Any]] = client().api.tasks(filters={"service": name})
@@ -302,6 +414,38 @@ def task_logs(name: str, *, marker_label: str, marker: str, tail: int = 40) -> l
     return lines
 
 
+def task_probes(name: str, *, marker_label: str, marker: str) -> list[dict[str, Any]]:
+    """The last healthcheck probe of each container of the service's tasks that carry `marker`,
+    newest task first: {"task", "status" (the container's health), "exit", "output"}. A task
+    without a healthcheck, a probe yet, or a container on this node is left out."""
+    tasks = [
+        t
+        for t in service_tasks(name)
+        if t["Spec"]["ContainerSpec"].get("Labels", {}).get(marker_label) == marker
+    ]
+    probes: list[dict[str, Any]] = []
+    for t in sorted(tasks, key=lambda t: t.get("UpdatedAt") or "", reverse=True):
+        cid = t.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
+        if not cid:
+            continue
+        try:
+            health = client().api.inspect_container(cid).get("State", {}).get("Health") or {}
+        except docker.errors.APIError:
+            continue  # on another node, or already removed
+        log = health.get("Log") or []
+        if log:
+            last = log[-1]
+            probes.append(
+                {
+                    "task": t["ID"][:12],
+                    "status": health.get("Status", ""),
+                    "exit": last.get("ExitCode"),
+                    "output": str(last.get("Output") or ""),
+                }
+            )
+    return probes
+
+
 @dataclass
 class Rollout:
     ok: bool
@@ -325,11 +469,12 @@ def service_wait(
     should_stop: Callable[[], bool] = lambda: False,
     on_line: LineCallback = lambda s: None,
     max_failures: int = 3,
+    poll: float = 1.0,
 ) -> Rollout:
     """Wait until every running task carries `marker` in its container labels and is running
     (Swarm reports a task with a healthcheck as running only once it is healthy), and any update
     has completed. Swarm's update call succeeds even when it later rolls back, so the verdict
-    comes from UpdateStatus and the tasks, not from that call.
+    comes from UpdateStatus and the tasks, not from that call. `poll`: seconds between looks.
     """
     deadline = time.monotonic() + timeout
     seen_errors: dict[str, str] = {}
@@ -358,7 +503,7 @@ def service_wait(
         errors = list(seen_errors.values())
         if state in ("rollback_started", "rollback_paused", "rollback_completed", "paused"):
             if state == "rollback_started" and time.monotonic() < deadline:
-                time.sleep(1)  # wait for the old version to be fully back before reporting
+                time.sleep(poll)  # wait for the old version to be fully back before reporting
                 continue
             return Rollout(
                 False, f"Swarm rolled the update back: {upd.get('Message', state)}", errors
@@ -377,7 +522,7 @@ def service_wait(
             raise Aborted("stopped while waiting for the rollout")
         if time.monotonic() > deadline:
             return Rollout(False, f"the rollout did not converge within {int(timeout)}s", errors)
-        time.sleep(1)
+        time.sleep(poll)
 
 
 # --- Images -------------------------------------------------------------------------------

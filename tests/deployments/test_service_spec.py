@@ -63,8 +63,15 @@ def test_it_names_and_labels_the_service_per_spec():
     assert s.labels["traefik.swarm.network"] == "koyra-public"
     assert s.networks == ["koyra-public"]
     assert (s.replicas, s.memory, s.nano_cpus) == (2, 512 * 1024**2, 500_000_000)
-    # The monitor window covers the whole healthcheck: start period plus every retry.
-    assert s.monitor >= 10 + 3 * 4
+    # Swarm's monitor is the stability window, not the healthcheck (10 + 6 * 4 s here): a task
+    # that never becomes healthy fails the update whatever the window (tests/e2e/test_rollout).
+    assert s.monitor == 5
+
+
+def test_the_stability_window_is_a_setting(settings):
+    settings.KOYRA_ROLLOUT_STABILITY_SECONDS = 12
+    _, s = _spec()
+    assert s.monitor == 12
 
 
 def test_with_acme_the_router_uses_websecure_and_the_resolver(settings):

@@ -33,7 +33,7 @@ ZERO = "0" * 40
 
 @pytest.fixture(autouse=True)
 def _redis_is_down(settings):
-    # django_rq reads RQ_QUEUES and opens a new connection on every get_queue(): no cache.
+    # services keeps one queue per RQ_QUEUES configuration: this one answers nothing.
     settings.RQ_QUEUES = {"deploys": {"URL": "redis://127.0.0.1:1/0", "DEFAULT_TIMEOUT": 60}}
 
 
