@@ -4,14 +4,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps import access, services
-from apps.forms import AppForm, AppSettingsForm
+from apps.forms import AppForm
 from apps.models import App
-from deployments import selectors
+from deployments import app_state, selectors
 from deployments import services as deploys
 from deployments.templatetags import deploys as timeline
 from secrets_vault.forms import SecretForm
@@ -38,8 +37,9 @@ def _render(request, template: str, context: dict, partial: str):
 @login_required
 def app_list(request):
     apps = selectors.app_rows(access.visible_qs(request.user))
+    replicas = app_state.replica_counts()  # one engine call for every app
     context = {
-        "apps": apps,
+        "rows": [(a, selectors.row_state(a, replicas)) for a in apps],
         "pending": selectors.any_pending(apps),
         "can_create": access.may_create_apps(request.user),
     }
@@ -78,6 +78,7 @@ def app_detail(request, name: str):
     context = {
         "app": app,
         "can": access.abilities(request.user, app),
+        "st": selectors.app_state(app, app_state.replica_counts()),
         **overview,
         "longest": max((timeline.total_seconds(d) for d in overview["deploys"]), default=0),
         "secrets": app.secrets.only("key", "updated"),  # never the tokens
@@ -88,27 +89,6 @@ def app_detail(request, name: str):
     return _render(request, "apps/detail.html", context, "overview")
 
 
-@require_http_methods(["GET", "POST"])
-@login_required
-def app_settings(request, name: str):
-    """The settings panel of the app page: one app_update, all of it or nothing."""
-    app = _get_app_for_user(request, name, "settings")
-    if request.method == "POST":
-        form = AppSettingsForm(request.POST)
-        try:
-            if not form.is_valid():
-                errors = form.errors.get_json_data()
-                raise ValidationError(
-                    [f"{f}: {e['message']}" for f, es in errors.items() for e in es]
-                )
-            services.app_update(app=app, **form.cleaned_data)
-        except ValidationError as exc:
-            messages.error(request, f"Settings not saved: {' '.join(exc.messages)}")
-        else:
-            messages.success(request, f"Settings of {app.name} saved: the next delivery uses them.")
-    return redirect(reverse("app-detail", kwargs={"name": app.name}) + "#settings")
-
-
 def _queued(request, app: App, what: str, service, **kwargs):
     """Call one deploy service; a refusal (ValidationError) is a message on the app page."""
     try:
@@ -116,7 +96,7 @@ def _queued(request, app: App, what: str, service, **kwargs):
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("app-detail", name=app.name)
-    messages.success(request, f"{what} #{deploy.pk} queued.")
+    messages.success(request, f"{what} #{deploy.pk} queued.", extra_tags="progress")
     return redirect("deploy-detail", pk=deploy.pk)
 
 
@@ -149,5 +129,5 @@ def app_cancel(request, name: str):
     if deploy is None:
         messages.info(request, f"{app.name} has no queued or running deploy to cancel.")
         return redirect("app-detail", name=app.name)
-    messages.success(request, f"Cancelling deploy #{deploy.pk}.")
+    messages.success(request, f"Cancelling deploy #{deploy.pk}.", extra_tags="progress")
     return redirect("deploy-detail", pk=deploy.pk)

@@ -39,14 +39,15 @@ def _lines(pk: int, after: int, upto: int | None = None) -> list[dict[str, Any]]
 
 
 @database_sync_to_async
-def _summary(user, pk: int, event: dict | None = None) -> str:
+def _summary(user, pk: int, event: dict | None = None) -> tuple[str, bool]:
+    """The summary fragment, and whether the deploy is finished."""
     deploy = Deploy.objects.select_related("app", "image").get(pk=pk)
     if event and event["status"] in Deploy.FINISHED and not deploy.is_finished:
         # Sent from inside a transaction not committed yet (a queued deploy superseded by
         # a new one): the event is the fresher word.
         deploy.status = event["status"]
         deploy.stages, deploy.error = event["stages"], event["error"]
-    return fragments.summary(deploy, access.abilities(user, deploy.app))
+    return fragments.summary(deploy, access.abilities(user, deploy.app)), deploy.is_finished
 
 
 def _after(scope) -> int:
@@ -77,7 +78,12 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
         self.watcher = asyncio.ensure_future(self._watch_access())
         self.sent = _after(self.scope)
         await self._catch_up()
-        await self._send_summary()
+        if await self._send_summary():
+            # It finished before this socket joined the group (the page was rendered while
+            # it ran): its final status event is gone, so nothing would ever close the
+            # socket and the page would say "following live" forever. Catch up and close.
+            await self._catch_up()
+            await self.close(code=FINISHED)
 
     async def disconnect(self, code):
         if self.watcher is not None:
@@ -112,8 +118,11 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
             self.sent = lines[-1]["seq"]
             await self.send(text_data=fragments.log_append(lines))
 
-    async def _send_summary(self, event: dict | None = None) -> None:
-        await self.send(text_data=await _summary(self.scope.get("user"), self.pk, event))
+    async def _send_summary(self, event: dict | None = None) -> bool:
+        """Send the summary; True when the deploy is finished."""
+        html, finished = await _summary(self.scope.get("user"), self.pk, event)
+        await self.send(text_data=html)
+        return finished
 
     async def log_line(self, event):
         seq = event["seq"]

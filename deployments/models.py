@@ -56,6 +56,10 @@ class Deploy(models.Model):
 
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="deploys")
     commit = models.CharField(max_length=40, blank=True)  # resolved at clone when blank
+    # Recorded at clone (deployments/commits.py), copied by a redeploy or rollback: what the
+    # history shows beside the SHA. Repository content: untrusted, escaped wherever shown.
+    commit_message = models.TextField(blank=True)
+    commit_author = models.CharField(max_length=200, blank=True)
     trigger = models.CharField(max_length=20, choices=[(t, t) for t in TRIGGERS])
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     image = models.ForeignKey(
@@ -92,6 +96,11 @@ class Deploy(models.Model):
     @property
     def short_commit(self) -> str:
         return self.commit[:12]
+
+    @property
+    def commit_subject(self) -> str:
+        """The first line of the commit message (the rest is its body)."""
+        return self.commit_message.split("\n", 1)[0]
 
     def _move(self, to: str, *, allowed: tuple[str, ...], **fields) -> bool:
         """Guarded, atomic status change: only from `allowed`, so a finished deploy stays so."""

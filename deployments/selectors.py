@@ -4,8 +4,11 @@ the models alone, so the arrows point one way."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from apps.models import App
@@ -69,8 +72,8 @@ def domains_live_elsewhere(app: App) -> dict[str, str]:
 
 
 def app_rows(apps: QuerySet[App]) -> list[App]:
-    """The apps list: each app with its last deploy (id, status, created) and its live deploy
-    (id, commit), in one query."""
+    """The apps list: each app with its last deploy (id, status, created, error) and its live
+    deploy (id, commit, subject, since, spec), in one query whatever the number of apps."""
     of_app = Deploy.objects.filter(app=OuterRef("pk"))
     last = of_app.order_by("-created", "-id")
     live = of_app.filter(status=Deploy.Status.LIVE)
@@ -79,10 +82,120 @@ def app_rows(apps: QuerySet[App]) -> list[App]:
             last_id=Subquery(last.values("pk")[:1]),
             last_status=Subquery(last.values("status")[:1]),
             last_created=Subquery(last.values("created")[:1]),
+            last_error=Subquery(last.values("error")[:1]),
             live_id=Subquery(live.values("pk")[:1]),
             live_commit=Subquery(live.values("commit")[:1]),
+            live_message=Subquery(live.values("commit_message")[:1]),
+            live_finished=Subquery(live.values("finished")[:1]),
+            live_spec=Subquery(live.values("spec")[:1]),
         ).order_by("name")
     )
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The release an app's service runs: its live deploy."""
+
+    deploy_id: int
+    commit: str
+    subject: str  # first line of the commit message ("" when not recorded)
+    since: datetime | None  # when it went live
+    domains: list[str]  # what Traefik routes to it: the live release's domains
+
+
+@dataclass(frozen=True)
+class AppState:
+    """What serves an app, apart from how its latest deploy went: a failed deploy whose
+    previous release keeps serving reads `serving`, with a warning."""
+
+    serving: Serving | None
+    latest_id: int | None
+    latest_status: str  # "" when never deployed
+    latest_error: str
+    replicas: tuple[int, int] | None  # healthy, desired (Swarm); None: the engine did not answer
+
+    @property
+    def state(self) -> str:
+        """serving, degraded, down, deploying, failed, not serving or never deployed."""
+        if self.serving is not None:
+            if self.replicas is None:
+                return "serving"  # unknown counts: the record says it serves
+            healthy, total = self.replicas
+            if healthy == 0:
+                return "down"
+            return "degraded" if healthy < total else "serving"
+        if self.latest_status in Deploy.PENDING:
+            return "deploying"
+        if self.latest_status == Deploy.Status.FAILED:
+            return "failed"
+        return "not serving" if self.latest_id else "never deployed"
+
+    @property
+    def latest_failed(self) -> bool:
+        """The latest deploy failed while an earlier release keeps serving."""
+        return (
+            self.serving is not None
+            and self.latest_status == Deploy.Status.FAILED
+            and self.latest_id != self.serving.deploy_id
+        )
+
+    @property
+    def warnings(self) -> list[str]:
+        out = []
+        if self.latest_failed and self.serving is not None:
+            out.append(
+                f"latest deploy #{self.latest_id} failed; #{self.serving.deploy_id} keeps serving"
+            )
+        if self.serving is not None and self.replicas is not None:
+            healthy, total = self.replicas
+            if total == 0:
+                out.append("no task of its service runs in the Swarm")
+            elif healthy < total:
+                out.append(f"{healthy} of {total} replicas healthy")
+        return out
+
+    @property
+    def url(self) -> str:
+        """The running app at its first domain, as Traefik serves it; "" without one."""
+        if self.serving is None or not self.serving.domains:
+            return ""
+        return host_url(self.serving.domains[0])
+
+
+def host_url(host: str) -> str:
+    """The URL of `host` on Koyra's ingress: https with ACME, the published port if unusual."""
+    if settings.KOYRA_ACME_EMAIL:
+        scheme, port, default = "https", settings.KOYRA_HTTPS_PORT, 443
+    else:
+        scheme, port, default = "http", settings.KOYRA_HTTP_PORT, 80
+    return f"{scheme}://{host}" + ("" if port == default else f":{port}")
+
+
+def row_state(row: App, replicas: dict[str, tuple[int, int]] | None) -> AppState:
+    """The state of one of the `app_rows`; `replicas` is app_state.replica_counts() (one
+    engine call for every app), None when the engine did not answer."""
+    a: Any = row  # the annotations app_rows adds; the stubs cannot see them on App
+    serving = None
+    if a.live_id:
+        serving = Serving(
+            deploy_id=a.live_id,
+            commit=a.live_commit or "",
+            subject=(a.live_message or "").split("\n", 1)[0],
+            since=a.live_finished,
+            domains=ReleaseSpec.from_json(a.live_spec or {}).domains,
+        )
+    return AppState(
+        serving=serving,
+        latest_id=a.last_id,
+        latest_status=a.last_status or "",
+        latest_error=a.last_error or "",
+        replicas=None if replicas is None else replicas.get(row.service_name, (0, 0)),
+    )
+
+
+def app_state(app: App, replicas: dict[str, tuple[int, int]] | None) -> AppState:
+    """The state of one app (its page); same rules as the list's rows."""
+    return row_state(app_rows(App.objects.filter(pk=app.pk))[0], replicas)
 
 
 def any_pending(rows: list[App]) -> bool:

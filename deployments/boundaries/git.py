@@ -180,6 +180,7 @@ def _run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        errors="replace",  # a commit message or file name need not be valid UTF-8
     )
     deadline = time.monotonic() + timeout
     while True:
@@ -295,6 +296,23 @@ def clone_at(
     if head != commit:
         raise GitError(f"checked out {head} instead of {commit}")
     return head
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    message: str  # the whole message, as git stores it (untrusted repository content)
+    author: str  # the author's name (no e-mail address)
+
+
+def commit_info(dest: Path, commit: str = "HEAD", *, timeout: float = 60) -> CommitInfo:
+    """The message and author name of `commit` in the checkout `dest` (a clone_at() one):
+    read from the local clone, nothing is fetched."""
+    if not dest.is_dir():
+        raise GitError(f"{dest} is not a checkout")
+    args = ["log", "-1", "--no-show-signature", "--format=%an%x00%B", commit, "--"]
+    out = _git(args, cwd=dest, timeout=timeout)
+    author, _, message = out.partition("\x00")
+    return CommitInfo(message=message.strip(), author=author.strip())
 
 
 # How much history is fetched first to compare two commits: runs that finish out of order are

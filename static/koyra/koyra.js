@@ -35,6 +35,9 @@
     var log = document.getElementById("log");
     if (log && followLog) log.scrollTop = log.scrollHeight;
     if (followPage) window.scrollTo(0, document.scrollingElement.scrollHeight);
+    // The final summary says the deploy ended: nothing live is followed any more, whatever
+    // the socket does next (the server closes it; a proxy may hold it open a while).
+    if (document.querySelector("#summary[data-finished]")) conn("", false);
   });
 
   function conn(text, on) {
@@ -49,7 +52,9 @@
   });
   document.addEventListener("htmx:wsClose", function (evt) {
     var code = evt.detail.event.code;
-    if (code === 1000) conn("", false); // the deploy finished: nothing more will come
+    if (code === 1000 || document.querySelector("#summary[data-finished]")) {
+      conn("", false); // the deploy finished: nothing more will come
+    }
     else if ([1006, 1011, 1012, 1013].indexOf(code) >= 0) conn("reconnecting\u2026", false);
     else conn("not following (reload the page)", false);
   });

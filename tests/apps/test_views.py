@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from unittest.mock import patch
 
 import pytest
 from django.utils import timezone
@@ -16,6 +17,7 @@ from tests import base
 from tests.factories import AppFactory, DeployFactory, ImageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+SERVICES = "deployments.boundaries.engine.services_replicas"
 cast = base.cast  # the fixed cast (tests/base.py) as this module's fixture
 
 # Every role sees the app; is_staff alone does not (issue 11: it gave every app's control).
@@ -95,18 +97,20 @@ def test_apps_list_shows_only_the_apps_a_user_may_see(client, cast, who, expecte
     assert re.findall(r'data-app="([^"]+)"', html) == expected
 
 
-def test_apps_list_shows_status_live_commit_domains_and_last_deploy(client, cast):
+def test_apps_list_shows_state_serving_release_latest_deploy_and_domains(client, cast):
     cast.app.domains = ["shop.example.com", "www.shop.example.com"]
     cast.app.save()
     live = _went_live(cast.app, "1" * 40, ago=60)
-    DeployFactory(app=cast.app, commit="2" * 40, status=Deploy.Status.BUILDING)
+    building = DeployFactory(app=cast.app, commit="2" * 40, status=Deploy.Status.BUILDING)
     client.force_login(cast.owner)
     html = client.get("/apps/").content.decode()
     row = html.split('data-app="shop"')[1].split("</tr>")[0]
-    assert "badge s-building" in row and ">building<" in row
-    assert f'href="/deploys/{live.pk}/"><code>{"1" * 12}</code>' in row
+    # What serves it, and separately how its latest deploy is doing.
+    assert 'data-state="serving"' in row
+    assert f'<a href="/deploys/{live.pk}/">#{live.pk}</a> <code>{"1" * 7}</code>' in row
+    assert "since 1" in row  # since 1 hour
+    assert f'class="badge s-building">#{building.pk} building</a>' in row
     assert "shop.example.com" in row and "www.shop.example.com" in row
-    assert "ago" in row
     # A deploy is running: the rows refresh themselves quickly.
     assert 'hx-trigger="every 3s"' in html
 
@@ -114,7 +118,8 @@ def test_apps_list_shows_status_live_commit_domains_and_last_deploy(client, cast
 def test_apps_list_says_never_deployed(client, cast):
     client.force_login(cast.owner)
     html = client.get("/apps/").content.decode()
-    assert "never deployed" in html and "nothing live" in html
+    row = html.split('data-app="shop"')[1].split("</tr>")[0]
+    assert 'data-state="never deployed"' in row and '<span class="muted">nothing</span>' in row
     assert 'hx-trigger="every 20s"' in html
 
 
@@ -131,9 +136,16 @@ def test_apps_list_query_count_does_not_grow_with_apps(client, cast, django_asse
         app = AppFactory(name=f"app-{i}", owner=cast.owner)
         _went_live(app, f"{i}" * 40)
         DeployFactory(app=app, status=Deploy.Status.QUEUED)
-    with django_assert_num_queries(5):
+    counts = {f"app-{i}_web": (1, 1) for i in range(5)}
+    with (
+        django_assert_num_queries(5),
+        patch(SERVICES, autospec=True, return_value=counts) as engine_call,
+    ):
         resp = client.get("/apps/")
     assert resp.content.decode().count('class="app"') == 6
+    # Replicas of every app from one engine call, filtered by Koyra's service label.
+    engine_call.assert_called_once_with("koyra.app")
+    assert resp.content.decode().count(">1/1</span>") == 5
 
 
 def test_apps_list_htmx_refresh_renders_only_the_rows(client, cast):

@@ -323,3 +323,40 @@ def test_the_pushed_summary_shows_cancel_only_to_who_may_deploy(cast, running, w
         await comm.disconnect()
 
     async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize("status", Deploy.FINISHED)
+def test_a_socket_opened_after_the_deploy_finished_is_closed_after_the_summary(
+    cast, running, status
+):
+    """The page was rendered while the deploy ran and the socket connected once it had ended:
+    its final status event went by before the socket joined the group. Without a close here
+    the page would say "following live" until reloaded (issue 15)."""
+    headers = [ORIGIN, _session(cast.owner)]
+    Deploy.objects.filter(pk=running.pk).update(status=status)
+
+    async def scenario():
+        comm = _connect(running, headers, "?after=1")
+        assert (await comm.connect())[0]
+        seqs, summary = await _lines_then_summary(comm)
+        assert seqs == [2]
+        assert f'data-status="{status}" data-finished' in summary
+        # The "Deploy #N queued." banner of the page is deleted along.
+        assert '<ul id="progress" hx-swap-oob="delete"></ul>' in summary
+        assert await comm.receive_output() == {"type": "websocket.close", "code": 1000}
+
+    async_to_sync(scenario)()
+
+
+def test_a_running_deploys_summary_keeps_the_progress_banner(cast, running):
+    headers = [ORIGIN, _session(cast.owner)]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        _, summary = await _lines_then_summary(comm)
+        assert "data-finished" not in summary and 'id="progress"' not in summary
+        await comm.receive_nothing()
+        await comm.disconnect()
+
+    async_to_sync(scenario)()

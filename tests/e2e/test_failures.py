@@ -69,7 +69,9 @@ def test_it_keeps_old_version_when_new_one_never_becomes_healthy(v1_live):
     d2 = _deploy_v2(app, repo, {".paas/app.yaml": manifest, "index.html": "v2\n"})
     assert d2.status == Deploy.Status.FAILED, d2.log_text
     assert "rollout failed" in d2.error
-    assert "rolled the update back" in d2.error or "task" in d2.error
+    # The check, as the manifest gave it, and what its last probe said: not Swarm's raw words.
+    assert "the healthcheck (GET /missing.html on port 8000) did not pass" in d2.error, d2.error
+    assert "404" in d2.error and "dockerexec" not in d2.error
     assert_v1_still_serving(app, d1, host)
 
 
