@@ -33,3 +33,17 @@ class AppSettingsForm(forms.Form):
     def clean_domains(self) -> list[str]:
         raw = self.cleaned_data.get("domains") or ""
         return [d for d in raw.replace(",", " ").split() if d]
+
+
+class EnvForm(forms.Form):
+    """One plain env var of the settings page; apps.services.app_env_set validates it."""
+
+    key = forms.CharField(label="Name", max_length=128, strip=False)
+    # Not stripped, may be empty: an env value is exactly what the user typed.
+    value = forms.CharField(label="Value", required=False, strip=False, max_length=40000)
+
+
+class DeleteAppForm(forms.Form):
+    """The typed confirmation of deleting an app: its name, exactly."""
+
+    confirm = forms.CharField(label="Type the app's name to confirm", max_length=100, strip=False)

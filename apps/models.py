@@ -28,6 +28,9 @@ class App(models.Model):
     workflows = models.JSONField(
         default=list, blank=True, validators=[validators.validate_workflows]
     )
+    # Plain runtime env vars (set_env, the settings page): not secret, merged over the
+    # manifest's `env` at every deploy, redeploy and rollback (ReleaseSpec.with_env).
+    env = models.JSONField(default=dict, blank=True, validators=[validators.validate_env])
     # A Fernet token (secrets_vault.crypto); the clear value is shown once, at creation.
     webhook_secret_token = models.TextField(editable=False)
     owner = models.ForeignKey(

@@ -7,7 +7,10 @@ from django.db import transaction
 
 from apps import validators
 from apps.models import App
+from deployments import selectors
+from deployments.release_spec import ReleaseSpec
 from secrets_vault import crypto
+from secrets_vault.models import Secret
 
 
 def _webhook_secret() -> str:
@@ -109,6 +112,70 @@ def app_domain_owners(*, exclude: str = "") -> dict[str, str]:
     """Host name -> the app it is configured for (App.domains), except app `exclude`. A row
     saved before domains were validated (not a list) claims nothing rather than break pages."""
     return App.domain_owners(exclude=exclude)
+
+
+@transaction.atomic
+def app_env_set(*, app: App, values: dict[str, str]) -> App:
+    """Set plain env vars (not secret) on the app, all of them or, when one is refused, none.
+    They are merged over the manifest's `env` by the next deploy, redeploy or rollback. A
+    name that is a secret of the app (a stored one, or one the live release's manifest
+    needs) is refused: a name is either secret or plain, never both."""
+    if not values:
+        raise ValidationError("Nothing to set: give one or more KEY=VALUE.")
+    for key, value in values.items():
+        validators.validate_env_key(key)
+        validators.validate_env_value(key, value)
+    app = App.objects.select_for_update().get(pk=app.pk)
+    clash = sorted(set(values) & app_secret_names(app=app))
+    if clash:
+        raise ValidationError(
+            f"{clash[0]} is a secret of {app.name}; a plain env var cannot share its name "
+            "(it would be stored and shown in clear): keep it a secret (set_secret), or "
+            "choose another name."
+        )
+    env = {**app.env, **values}
+    validators.validate_env(env)
+    app.env = env
+    app.save(update_fields=["env"])
+    return app
+
+
+@transaction.atomic
+def app_env_unset(*, app: App, keys: list[str]) -> App:
+    """Remove plain env vars from the app: all the named ones, or none when one is not set.
+    The manifest's `env` value of that name (if any) applies again on the next deploy."""
+    if not keys:
+        raise ValidationError("Nothing to unset: give one or more KEY.")
+    for key in keys:
+        validators.validate_env_key(key)
+    app = App.objects.select_for_update().get(pk=app.pk)
+    missing = [k for k in keys if k not in app.env]
+    if missing:
+        have = ", ".join(sorted(app.env)) or "none"
+        raise ValidationError(
+            f"{missing[0]} is not an env var of {app.name} (its env vars: {have}); nothing "
+            "was removed."
+        )
+    app.env = {k: v for k, v in app.env.items() if k not in keys}
+    app.save(update_fields=["env"])
+    return app
+
+
+def app_secret_names(*, app: App) -> set[str]:
+    """The names that are secrets of the app: stored ones and the live release's manifest's."""
+    return app_secrets_stored(app=app) | set(app_secrets_needed(app=app))
+
+
+def app_secrets_stored(*, app: App) -> set[str]:
+    return set(Secret.objects.filter(app=app).values_list("key", flat=True))
+
+
+def app_secrets_needed(*, app: App) -> list[str]:
+    """The secret names the live release's manifest lists (none when nothing is live)."""
+    live = selectors.live_deploy(app)
+    if live is None or not live.spec:
+        return []
+    return ReleaseSpec.from_json(live.spec).secrets
 
 
 def app_regenerate_webhook_secret(*, app: App) -> str:

@@ -2,13 +2,20 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from apps import converters, views  # noqa: F401  (converters: <app:...>, <secretkey:...>)
+from apps import converters, views, views_settings  # noqa: F401  (converters: <app:...>, ...)
 
 urlpatterns = [
     path("", views.app_list, name="app-list"),
     path("new/", views.app_new, name="app-new"),
     path("<app:name>/", views.app_detail, name="app-detail"),
-    path("<app:name>/settings/", views.app_settings, name="app-settings"),
+    path("<app:name>/settings/", views_settings.app_settings, name="app-settings"),
+    path("<app:name>/settings/env/", views_settings.app_env_set, name="app-env-set"),
+    path(
+        "<app:name>/settings/env/<secretkey:key>/unset/",
+        views_settings.app_env_unset,
+        name="app-env-unset",
+    ),
+    path("<app:name>/delete/", views_settings.app_delete, name="app-delete"),
     path("<app:name>/deploy/", views.app_deploy, name="app-deploy"),
     path("<app:name>/redeploy/", views.app_redeploy, name="app-redeploy"),
     path("<app:name>/rollback/", views.app_rollback, name="app-rollback"),

@@ -29,6 +29,7 @@ REPO_URL_RES = [
     re.compile(rf"\Afile:///{_PATH}\Z", re.ASCII),
 ]
 COMMIT_RE = re.compile(r"\A[0-9a-f]{40}\Z")
+DIGEST_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
 SECRET_KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
 SECRET_KEY_RE = re.compile(rf"\A{SECRET_KEY_PATTERN}\Z")
 # C0 controls but tab and newline, and DEL: nothing a shell line or an env value should carry
@@ -167,10 +168,30 @@ def validate_repo_url(value: str) -> None:
         )
 
 
+# A swarm node as an operator names it: its id (or the start of it) or its hostname.
+NODE_REF_RE = re.compile(r"\A[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})\Z")
+
+
+def validate_node_ref(value: str) -> None:
+    if not matches(NODE_REF_RE, value):
+        raise ValidationError(
+            f"Invalid node {quote(value)}: give a node's id or hostname as `list_nodes` shows "
+            "them (letters, digits, '.', '_' and '-')."
+        )
+
+
 def validate_commit(value: str) -> None:
     if not matches(COMMIT_RE, value):
         raise ValidationError(
             f"Commit {quote(value)} is not a full commit SHA: give all 40 lowercase hex characters."
+        )
+
+
+def validate_image_digest(value: str) -> None:
+    if not matches(DIGEST_RE, value):
+        raise ValidationError(
+            f"Image digest {quote(value)} is not a registry digest: sha256: and 64 lowercase hex "
+            "characters."
         )
 
 
@@ -288,3 +309,59 @@ def validate_known_hosts(value: str) -> None:
                 "line: give 'HOST KEYTYPE KEY' as `ssh-keyscan HOST` prints it (checked "
                 "against the server's own fingerprints), not a fingerprint."
             )
+
+
+# An app's plain env vars (App.env, set_env): names like the manifest's `env` and secrets,
+# values text an environment variable can hold, bounded (they travel in the service spec).
+MAX_ENV_VARS = 100
+MAX_ENV_VALUE_BYTES = 32 * 1024
+
+
+def validate_env_key(value: str) -> None:
+    if not matches(SECRET_KEY_RE, value):
+        raise ValidationError(
+            f"Variable name {quote(value)} is not a valid environment variable name: use "
+            "letters, digits and '_', not starting with a digit (e.g. LOG_LEVEL)."
+        )
+
+
+def validate_env_value(key: str, value: object) -> None:
+    """Like a manifest `env` value: text without control characters but tab and newline (no
+    NUL, which an environment variable cannot hold), at most MAX_ENV_VALUE_BYTES."""
+    if not isinstance(value, str):
+        raise ValidationError(f"The value for {key} must be text, not {quote(value)}.")
+    if len(value.encode(errors="replace")) > MAX_ENV_VALUE_BYTES:
+        raise ValidationError(
+            f"The value for {key} is over {MAX_ENV_VALUE_BYTES // 1024} KiB; keep env values "
+            "short (a file belongs in the image or a secret)."
+        )
+    bad = control_character(value)
+    if bad:
+        raise ValidationError(f"The value for {key} contains the control character {bad}.")
+    if "\ufffd" in value or not _utf8(value):
+        raise ValidationError(
+            f"The value for {key} is not valid UTF-8 text; store binary values encoded "
+            "(e.g. base64)."
+        )
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def validate_env(value: object) -> None:
+    """An app's plain env vars (App.env, a JSON field): a mapping of valid names to values."""
+    if not isinstance(value, dict):
+        raise ValidationError(
+            f'Env must be a mapping of names to values like {{"LOG_LEVEL": "info"}}, not '
+            f"{quote(value)}."
+        )
+    if len(value) > MAX_ENV_VARS:
+        raise ValidationError(f"At most {MAX_ENV_VARS} env vars per app.")
+    for key, item in value.items():
+        validate_env_key(key)
+        validate_env_value(key, item)

@@ -122,10 +122,12 @@ class Manifest:
     nano_cpus: int | None = None
     present: bool = False
 
-    def build_args(self) -> dict[str, str]:
-        """What reaches `docker build`: the declared args plus public-prefixed env. Nothing else
-        from env and nothing from secrets, ever."""
-        public = {k: v for k, v in self.env.items() if k.startswith(PUBLIC_PREFIXES)}
+    def build_args(self, env: dict[str, str] | None = None) -> dict[str, str]:
+        """What reaches `docker build`: the declared args plus public-prefixed env (`env`: the
+        runtime env when the app's own env vars are merged over the manifest's). Nothing
+        else from env and nothing from secrets, ever."""
+        env = self.env if env is None else env
+        public = {k: v for k, v in env.items() if k.startswith(PUBLIC_PREFIXES)}
         return {**public, **self.args}
 
 

@@ -1,5 +1,5 @@
 """An app's settings after creation: app_update (the one service), `update_app`, `create_app
---workflow`, the settings panel of the app page, and what the webhook pages say to select."""
+--workflow`, the settings page, and what the webhook pages say to select."""
 
 from __future__ import annotations
 
@@ -170,14 +170,17 @@ def _post(client, user, name="shop", **data):
     return client.post(f"/apps/{name}/settings/", form)
 
 
-def test_the_app_page_shows_the_settings_form_and_the_events_to_select(client, cast):
+def test_the_settings_page_shows_the_form_and_the_app_page_the_events_to_select(client, cast):
     services.app_update(app=cast.app, trigger="workflow_run", workflows=["Tests", "Build"])
     client.force_login(cast.owner)
     html = client.get("/apps/shop/").content.decode()
-    assert 'action="/apps/shop/settings/"' in html
-    assert ">Tests&#10;Build</textarea>" in html
+    assert 'href="/apps/shop/settings/"' in html
     assert "Workflow runs (workflow_run)" in html
     assert "application/x-www-form-urlencoded" in html
+    html = client.get("/apps/shop/settings/").content.decode()
+    assert 'action="/apps/shop/settings/"' in html
+    assert ">Tests\nBuild</textarea>" in html
+    assert '<option value="workflow_run" selected>' in html
 
 
 @pytest.mark.parametrize("who", ["owner", "admin", "superuser"])
@@ -189,7 +192,7 @@ def test_the_settings_form_saves_through_app_update(client, cast, who):
         workflows="Tests\r\nCI / build\r\n\r\n",
         domains="shop.example.com, www.shop.example.com",
     )
-    assert resp.status_code == 302 and resp["Location"] == "/apps/shop/#settings"
+    assert resp.status_code == 302 and resp["Location"] == "/apps/shop/settings/"
     assert _fields(cast.app) == (
         "main",
         "workflow_run",
@@ -198,13 +201,14 @@ def test_the_settings_form_saves_through_app_update(client, cast, who):
     )
 
 
-def test_a_refused_setting_is_a_message_and_nothing_changes(client, cast):
+def test_a_refused_setting_is_shown_inline_and_nothing_changes(client, cast):
     before = _fields(cast.app)
-    resp = _post(client, cast.owner, workflows="Tests")  # trigger push
-    assert resp.status_code == 302
+    resp = _post(client, cast.owner, workflows="Tests", branch="dev")  # trigger push
+    assert resp.status_code == 400
     assert _fields(cast.app) == before
-    page = client.get("/apps/shop/").content.decode()
+    page = resp.content.decode()
     assert "Settings not saved" in page and "trigger workflow_run" in page
+    assert 'value="dev"' in page and ">Tests</textarea>" in page  # what was typed, kept
 
 
 def test_the_settings_form_is_404_for_an_outsider_and_needs_a_login(client, cast):

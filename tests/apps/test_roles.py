@@ -13,7 +13,9 @@ from django.core.management import CommandError, call_command
 
 from apps import access
 from apps.models import App, Membership
+from apps.services import app_env_set
 from deployments import services as deploys
+from deployments.boundaries import engine, registry
 from deployments.models import Deploy
 from secrets_vault.models import RepoAccess, Secret
 from secrets_vault.services import secret_set
@@ -39,8 +41,12 @@ WHO = list(ROLE)
 URLS = [
     ("get", "/apps/shop/", "see", 200, None),
     ("get", "/deploys/{deploy}/", "see", 200, None),
-    ("get", "/apps/shop/settings/", "settings", 302, None),
+    ("get", "/apps/shop/settings/", "settings", 200, None),
     ("post", "/apps/shop/settings/", "settings", 302, {"branch": "dev", "trigger": "push"}),
+    ("post", "/apps/shop/settings/env/", "settings", 302, {"key": "NEW_VAR", "value": "v"}),
+    ("post", "/apps/shop/settings/env/LOG_LEVEL/unset/", "settings", 302, {}),
+    ("get", "/apps/shop/delete/", "delete", 200, None),
+    ("post", "/apps/shop/delete/", "delete", 302, {"confirm": "shop"}),
     ("post", "/apps/shop/deploy/", "deploy", 302, {}),
     ("post", "/apps/shop/redeploy/", "deploy", 302, {}),
     ("post", "/apps/shop/rollback/", "deploy", 302, {}),
@@ -63,12 +69,24 @@ def _no_redis(monkeypatch):
     monkeypatch.setattr(deploys, "deploy_enqueue", lambda *, deploy_id: True)
 
 
+@pytest.fixture(autouse=True)
+def _empty_engine(monkeypatch):
+    """Deleting an app asks the engine and the registry what it runs: nothing, here."""
+    monkeypatch.setattr(engine, "service_get", lambda name: None)
+    monkeypatch.setattr(engine, "secrets_list", lambda label: [])
+    monkeypatch.setattr(engine, "image_remove", lambda ref: False)
+    monkeypatch.setattr(registry, "tags", lambda name: [])
+
+
 def _state(app: App):
+    if not App.objects.filter(pk=app.pk).exists():
+        return "deleted"
     app.refresh_from_db()
     return (
         sorted(Deploy.objects.values_list("pk", "status")),
         sorted(Secret.objects.values_list("key", "token")),
         app.branch,
+        app.env,
         list(RepoAccess.objects.values_list("deploy_key_public", "https_token")),
     )
 
@@ -79,6 +97,7 @@ def test_every_app_url_answers_by_role(client, cast, who, method, path, action, 
     # A queued deploy only where one is needed (a new deploy would supersede it).
     queued = DeployFactory(app=cast.app) if "deploy}" in path or "cancel" in path else None
     secret_set(app=cast.app, key="API_KEY", value="v1")
+    app_env_set(app=cast.app, values={"LOG_LEVEL": "debug"})
     role = ROLE[who]
     expected = 404 if role is None else ok if access.ACTIONS[action] in _upto(role) else 403
     before = _state(cast.app)
@@ -120,12 +139,12 @@ def test_the_app_page_shows_only_the_buttons_the_role_allows(client, cast, who):
             "deploy/",
             "cancel/",
             "secrets/",
-            "settings/",
             "secrets/repository/deploy-key/",
             "secrets/repository/token/",
         },
     }[ROLE[who]]
     assert forms == expected
+    assert ('href="/apps/shop/settings/"' in html) == (ROLE[who] == "admin")
 
 
 @pytest.mark.parametrize("who,cancel", [("viewer", False), ("member", True), ("owner", True)])

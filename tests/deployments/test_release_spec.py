@@ -32,7 +32,7 @@ LEGACY_ROW = {
 
 def test_a_row_written_before_the_class_loads_with_every_value():
     spec = ReleaseSpec.from_json(LEGACY_ROW)
-    assert spec.to_json() == LEGACY_ROW
+    assert spec.to_json() == {**LEGACY_ROW, "manifest_env": LEGACY_ROW["env"]}
     assert spec.healthcheck == LEGACY_ROW["healthcheck"] and spec.replicas == 2
 
 
