@@ -123,6 +123,47 @@ def cluster_bootstrap(*, ingress: bool = True, say: Callable[[str], None] = prin
     return ok
 
 
+def _loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host in ("::1", "[::1]")
+
+
+def join_instructions() -> list[str]:
+    """What a new node runs to join this swarm as a worker and pull Koyra's images: the join
+    command (its token is a credential: `docker swarm join-token --rotate worker` voids it)
+    and the registry trust step. Koyra's registry speaks plain HTTP (with Koyra's login), so
+    every node, this one included, lists KOYRA_REGISTRY as an insecure registry (SPEC §5,
+    README "More nodes"); an address only this node can reach is said to be one."""
+    try:
+        join = engine.swarm_join()
+    except engine.EngineError as exc:
+        return [f"nodes: {exc}"]
+    lines = [
+        f"nodes: to add a worker, run on it: docker swarm join --token {join['token']} "
+        f"{join['addr']}"
+    ]
+    manager = join["addr"].rsplit(":", 1)[0]
+    if _loopback(manager):
+        lines.append(
+            f"nodes: the swarm advertises {manager}, which no other node can reach: for more "
+            "nodes, make the swarm with KOYRA_SWARM_ADVERTISE_ADDR set to this node's address"
+        )
+    host = settings.KOYRA_REGISTRY.rsplit(":", 1)[0]
+    if _loopback(host):
+        lines.append(
+            f"nodes: KOYRA_REGISTRY={settings.KOYRA_REGISTRY} is this node's loopback: other "
+            f"nodes cannot pull from it. Set KOYRA_REGISTRY={manager}:{registry_port()} (an "
+            "address every node reaches), then run bootstrap_cluster again"
+        )
+    else:
+        lines.append(
+            f'nodes: on every node (this one too) add "insecure-registries": '
+            f'["{settings.KOYRA_REGISTRY}"] to /etc/docker/daemon.json, then '
+            "`systemctl reload docker` (plain HTTP with Koyra's login: firewall port "
+            f"{registry_port()} to the cluster's nodes)"
+        )
+    return lines
+
+
 def _registry_answers(say: Callable[[str], None]) -> bool:
     """The first push right after a bootstrap must find the registry's task up: wait for it."""
     try:

@@ -17,5 +17,7 @@ class Command(BaseCommand):
             ok = cluster.cluster_bootstrap(ingress=not opts["no_ingress"], say=self.stdout.write)
         except engine.EngineError as exc:
             raise CommandError(str(exc)) from exc
+        for line in cluster.join_instructions():  # what a new node runs to join
+            self.stdout.write(line)
         if not ok:
             self.stderr.write("bootstrap_cluster: some parts were skipped (see above).")
