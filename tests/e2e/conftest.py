@@ -54,6 +54,14 @@ def via_traefik(host: str, path: str = "/") -> tuple[int, str]:
     return http_get(f"http://127.0.0.1:{settings.KOYRA_HTTP_PORT}{path}", host=host)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """A test that restarts the shared engine goes after every other one: plain containers
+    (the probe) do not come back, and services take a while. pytest-django orders tests by
+    their use of the database, so a file's name does not decide; this runs after it."""
+    items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)
+
+
 @pytest.fixture(scope="session")
 def images():
     return {

@@ -1,9 +1,9 @@
 """After the Docker engine restarts (a reboot, an upgrade), apps serve again and the next
 deploy goes live: Koyra waits for its registry to answer instead of failing the push.
 
-This restarts the engine every test shares, so it runs last (the file's name) and leaves the
-engine as it found it: started the way scripts/lib.sh starts it, or by systemd when systemd
-runs it."""
+This restarts the engine every test shares, so it runs last (its marker: tests/e2e/conftest.py)
+and leaves the engine as it found it: started the way scripts/lib.sh starts it, or by systemd
+when systemd runs it."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ from deployments import services
 from deployments.models import Deploy
 from tests.e2e.conftest import httpd_app, via_traefik, wait_deploy, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.engine_restart,
+    pytest.mark.django_db(transaction=True),
+]
 
 PIDFILE = Path("/var/run/docker.pid")
 MANIFEST = """\
