@@ -172,8 +172,9 @@ def test_each_role_through_http_websocket_and_sse(world, who):
     assert status == page
     if page == 200:
         assert (f'action="/apps/{app.name}/deploy/"' in html) == (who != "viewer")
-        assert (f'action="/apps/{app.name}/settings/"' in html) == (who in ("admin", "superuser"))
-    status, _ = s.request("POST", f"/apps/{app.name}/settings/", {"branch": "main"})
+        assert (f'href="/apps/{app.name}/settings/"' in html) == (who in ("admin", "superuser"))
+    form = {"branch": "main", "trigger": "push", "workflows": "", "domains": ""}
+    status, _ = s.request("POST", f"/apps/{app.name}/settings/", form)
     assert status == settings_post
     status, _ = s.request("POST", f"/apps/{app.name}/deploy/", {}) if who == "viewer" else (0, "")
     assert status in (0, 403)
