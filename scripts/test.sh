@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make test: every test, unit and end-to-end, against the real engine, swarm, registry and Redis,
-# on SQLite; then the unit suite again on a throwaway PostgreSQL server (KOYRA_TEST_POSTGRES=0
-# skips that run). With arguments, only those tests, on SQLite (KOYRA_TEST_DB=postgres: on
-# PostgreSQL instead).
+# on SQLite; alongside it, the unit suite again on a throwaway PostgreSQL server
+# (KOYRA_TEST_POSTGRES=0 skips that run). With arguments, only those tests, on SQLite
+# (KOYRA_TEST_DB=postgres: on PostgreSQL instead).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -84,10 +84,27 @@ if [ "${KOYRA_TEST_DB:-sqlite}" = postgres ]; then
   run_pytest "$@"
   exit
 fi
-run_pytest "${@:-tests}" || exit
 # The unit suite again on PostgreSQL: what SQLite hides (row locks, concurrent unique inserts,
-# types). The end-to-end part runs on SQLite only, above.
+# types). The end-to-end part runs on SQLite only. The PostgreSQL run goes alongside the SQLite
+# one (whose end-to-end part mostly waits on the engine), with a data directory, a Redis
+# database and a pytest temp directory of its own so the two never meet; its output follows.
+PG_RUN="" PG_LOG=""
 if [ "$#" = 0 ] && [ "${KOYRA_TEST_POSTGRES:-1}" != 0 ]; then
-  pg_start || exit 1
-  run_pytest tests --ignore=tests/e2e
+  PG_LOG=$(mktemp /tmp/koyra-test-pg-log.XXXXXX)
+  (
+    export KOYRA_DATA_DIR="$KOYRA_DATA_DIR-postgres"
+    rm -rf "$KOYRA_DATA_DIR"; mkdir -p "$KOYRA_DATA_DIR"
+    export REDIS_URL="${REDIS_URL%/*}/12"
+    pg_start && run_pytest tests --ignore=tests/e2e -p no:cacheprovider \
+      --basetemp="$KOYRA_DATA_DIR/pytest"
+  ) >"$PG_LOG" 2>&1 &
+  PG_RUN=$!
 fi
+run_pytest "${@:-tests}"; rc=$?
+if [ -n "$PG_RUN" ]; then
+  wait "$PG_RUN"; pg_rc=$?
+  echo "==== the unit suite on PostgreSQL (ran alongside) ===="
+  cat "$PG_LOG"; rm -f "$PG_LOG"
+  if [ "$rc" = 0 ]; then rc=$pg_rc; fi
+fi
+exit "$rc"
