@@ -6,6 +6,8 @@ value truncated (`quote`)."""
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import re
 from collections.abc import Callable
 from typing import Any
@@ -239,6 +241,44 @@ def log_cursor(value: str | None) -> int:
     if value is None or not _LOG_CURSOR_RE.fullmatch(value):
         return 0
     return int(value)
+
+
+RUNTIME_LOG_TAIL_DEFAULT = 200
+RUNTIME_LOG_TAIL_MAX = 1000
+_LOG_TAIL_RE = re.compile(r"[0-9]{1,4}")
+
+
+def log_tail(value: str | None) -> int:
+    """How many past lines a runtime log starts with: 1..RUNTIME_LOG_TAIL_MAX in ASCII digits;
+    absent means the default. Anything else is a ValidationError naming the range."""
+    if value is None or value == "":
+        return RUNTIME_LOG_TAIL_DEFAULT
+    if not _LOG_TAIL_RE.fullmatch(value) or not 1 <= int(value) <= RUNTIME_LOG_TAIL_MAX:
+        raise ValidationError(
+            f"tail must be a whole number of lines from 1 to {RUNTIME_LOG_TAIL_MAX} "
+            f"(default {RUNTIME_LOG_TAIL_DEFAULT})."
+        )
+    return int(value)
+
+
+_LOG_STAMP_RE = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,9}))?Z"
+)
+
+
+def log_since(value: str | None) -> str | None:
+    """A runtime log's resume point (its Last-Event-ID, the engine's UTC timestamp of the last
+    line shown) as the engine's `since` (`seconds.nanoseconds`); None, so a plain tail, when
+    absent or not such a timestamp."""
+    m = _LOG_STAMP_RE.fullmatch(value or "")
+    if m is None:
+        return None
+    try:
+        when = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    seconds = calendar.timegm(when.timetuple())
+    return f"{seconds}.{(m.group(2) or '').ljust(9, '0')}"
 
 
 # An HTTPS token for an app's repository (GitHub's are `github_pat_...` or `ghp_...`): visible

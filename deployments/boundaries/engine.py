@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -852,6 +852,77 @@ def _follow_logs(container_id: str, on_line: LineCallback, should_stop: Callable
     finally:
         stopper.set()
         out.flush()
+
+
+# --- Runtime logs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceLogLine:
+    task: str  # the task's id
+    time: str  # the engine's RFC 3339 timestamp of the line
+    text: str
+
+
+class ServiceLogs:
+    """A service's output as it comes (tail then follow), one ServiceLogLine per line.
+    Iterating blocks; close() from another thread cuts the engine's stream."""
+
+    def __init__(self, name: str, *, tail: int, since: str | None = None) -> None:
+        self.name = name
+        self.tail = tail
+        self.since = since
+        self.handle = _Abortable()
+
+    def __iter__(self) -> Iterator[ServiceLogLine]:
+        api = docker.from_env(timeout=60, version=client().api.api_version).api
+        # service_logs reads the multiplexed stream itself (no _stream_helper): keep its
+        # response so close() can shut the socket from another thread.
+        original: Callable[..., Any] = api._get_result_tty  # type: ignore[attr-defined]
+
+        def _keep(stream: bool, res: requests.Response, is_tty: bool) -> Any:
+            self.handle.response = res
+            return original(stream, res, is_tty)
+
+        api._get_result_tty = _keep  # type: ignore[attr-defined]  # as above
+        kwargs: dict[str, Any] = {"since": self.since} if self.since else {}
+        try:
+            frames = api.service_logs(
+                self.name,
+                details=True,
+                follow=True,
+                stdout=True,
+                stderr=True,
+                timestamps=True,
+                tail=str(self.tail),
+                is_tty=False,
+                **kwargs,
+            )
+            for frame in frames:
+                if self.handle.aborted:
+                    return
+                yield from _log_frame(frame)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            if not self.handle.aborted:
+                raise _api_error(f"Cannot follow the logs of {self.name}", exc) from exc
+        except (OSError, ValueError, AttributeError):
+            if not self.handle.aborted:  # the socket shut under a read is how close() works
+                raise
+        finally:
+            api.close()
+
+    def close(self) -> None:
+        self.handle.abort()
+
+
+def _log_frame(frame: bytes) -> Iterator[ServiceLogLine]:
+    """One frame of `service_logs(details=True, timestamps=True)`: `<time> <details> <text>`,
+    the details `com.docker.swarm.node.id=..,com.docker.swarm.service.id=..,..task.id=..`."""
+    for raw in frame.decode(errors="replace").splitlines():
+        stamp, _, rest = raw.partition(" ")
+        details, _, text = rest.partition(" ")
+        attrs = dict(kv.partition("=")[::2] for kv in details.split(","))
+        yield ServiceLogLine(attrs.get("com.docker.swarm.task.id", ""), stamp, text)
 
 
 # --- Swarm secrets ------------------------------------------------------------------------

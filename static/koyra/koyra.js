@@ -59,7 +59,41 @@
     else conn("not following (reload the page)", false);
   });
 
+  // The runtime log page: an EventSource (it reconnects by itself, resuming after the last
+  // line via Last-Event-ID); every line and notice is written as text, never parsed as HTML.
+  function runtimeLog(box) {
+    var source = new EventSource(box.getAttribute("data-stream"));
+    function add(cls, task, text) {
+      var follow = atEnd(box);
+      var ln = document.createElement("div");
+      ln.className = cls;
+      if (task) {
+        var label = document.createElement("span");
+        label.className = "task";
+        label.textContent = task;
+        ln.appendChild(label);
+      }
+      ln.appendChild(document.createTextNode(text));
+      box.appendChild(ln);
+      while (box.childElementCount > 5000) box.removeChild(box.firstChild);
+      if (follow) box.scrollTop = box.scrollHeight;
+    }
+    source.addEventListener("open", function () { conn("following live", true); });
+    source.addEventListener("line", function (e) {
+      var d = JSON.parse(e.data);
+      add("ln", d.task, d.text);
+    });
+    source.addEventListener("notice", function (e) {
+      add("ln notice", "", JSON.parse(e.data).text);
+    });
+    source.addEventListener("error", function () {
+      conn(source.readyState === 2 ? "not following (reload the page)" : "reconnecting\u2026", false);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var runtime = document.getElementById("runtime-log");
+    if (runtime) runtimeLog(runtime);
     var log = document.getElementById("log");
     if (log && document.querySelector("[ws-connect]")) log.scrollTop = log.scrollHeight;
   });
