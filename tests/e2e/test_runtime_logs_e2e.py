@@ -57,7 +57,8 @@ class Events:
     """Server-Sent Events read off a real HTTP response, as EventSource parses them."""
 
     def __init__(self, resp) -> None:
-        self.resp, self.buf, self.seen = resp, b"", []
+        self.resp, self.buf = resp, b""
+        self.seen: list[dict] = []
 
     def until(self, predicate, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
