@@ -174,18 +174,19 @@ def test_the_panel_offers_to_make_a_key_when_there_is_none(client, cast, keys):
     assert "Make deploy key" in html and "Set token" in html
 
 
-@pytest.mark.parametrize(
-    "who,status",
-    [
-        ("owner", 302),
-        ("admin", 302),
-        ("superuser", 302),
-        ("member", 403),  # a deployer may not change the repository's credentials
-        ("viewer", 403),
-        ("staff", 404),
-        ("outsider", 404),
-    ],
-)
+# Who may change the repository's credentials: app admins only.
+CHANGING_CREDENTIALS = [
+    ("owner", 302),
+    ("admin", 302),
+    ("superuser", 302),
+    ("member", 403),  # a deployer may not change the repository's credentials
+    ("viewer", 403),
+    ("staff", 404),
+    ("outsider", 404),
+]
+
+
+@pytest.mark.parametrize("who,status", CHANGING_CREDENTIALS)
 def test_making_a_deploy_key_access(client, cast, keys, who, status):
     client.force_login(getattr(cast, who))
     resp = client.post("/apps/shop/secrets/repository/deploy-key/")
@@ -202,18 +203,7 @@ def test_rotating_from_the_page_makes_a_new_key(client, cast, keys):
     assert RepoAccess.objects.get().deploy_key_public != access.deploy_key_public
 
 
-@pytest.mark.parametrize(
-    "who,status",
-    [
-        ("owner", 302),
-        ("admin", 302),
-        ("superuser", 302),
-        ("member", 403),  # a deployer may not change the repository's credentials
-        ("viewer", 403),
-        ("staff", 404),
-        ("outsider", 404),
-    ],
-)
+@pytest.mark.parametrize("who,status", CHANGING_CREDENTIALS)
 def test_setting_a_token_access(client, cast, keys, who, status):
     client.force_login(getattr(cast, who))
     resp = client.post("/apps/shop/secrets/repository/token/", {"token": TOKEN})

@@ -41,18 +41,19 @@ def test_secrets_page_access(client, cast, who, status):
     assert client.get("/apps/shop/secrets/").status_code == status
 
 
-@pytest.mark.parametrize(
-    "who,status",
-    [
-        ("owner", 302),
-        ("admin", 302),
-        ("member", 302),
-        ("superuser", 302),
-        ("viewer", 403),  # sees the app, may not touch its secrets
-        ("staff", 404),
-        ("outsider", 404),
-    ],
-)
+# Who may set or delete a secret: deployers and up.
+CHANGING_SECRETS = [
+    ("owner", 302),
+    ("admin", 302),
+    ("member", 302),
+    ("superuser", 302),
+    ("viewer", 403),  # sees the app, may not touch its secrets
+    ("staff", 404),
+    ("outsider", 404),
+]
+
+
+@pytest.mark.parametrize("who,status", CHANGING_SECRETS)
 def test_setting_a_secret_access(client, cast, who, status):
     client.force_login(getattr(cast, who))
     resp = client.post("/apps/shop/secrets/", {"key": "API_KEY", "value": VALUE})
@@ -60,18 +61,7 @@ def test_setting_a_secret_access(client, cast, who, status):
     assert Secret.objects.filter(app=cast.app, key="API_KEY").exists() == (status == 302)
 
 
-@pytest.mark.parametrize(
-    "who,status",
-    [
-        ("owner", 302),
-        ("admin", 302),
-        ("member", 302),
-        ("superuser", 302),
-        ("viewer", 403),  # sees the app, may not touch its secrets
-        ("staff", 404),
-        ("outsider", 404),
-    ],
-)
+@pytest.mark.parametrize("who,status", CHANGING_SECRETS)
 def test_deleting_a_secret_access(client, cast, who, status):
     secret_set(app=cast.app, key="API_KEY", value=VALUE)
     client.force_login(getattr(cast, who))
