@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from apps import access
 from apps.models import Membership
 from deployments import logstream
+from deployments.heartbeat import Heartbeat
 from deployments.models import Deploy
 from tests.e2e import servers
 from tests.factories import AppFactory, DeployFactory
@@ -148,7 +149,10 @@ def world(daphne, monkeypatch):
         Membership.objects.create(app=app, user=users[role], role=role)
     deploy = DeployFactory(app=app, status=Deploy.Status.BUILDING)
     logstream.DeployLog(deploy)("step one")
-    return daphne, app, users, deploy
+    # This test process "runs" the deploy: without a heartbeat the e2e worker's sweep takes it
+    # for an interrupted one, fails it, and the socket closes as finished (1000), not revoked.
+    with Heartbeat(deploy.pk):
+        yield daphne, app, users, deploy
 
 
 # who: (app page, settings POST, websocket handshake, SSE)
