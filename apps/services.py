@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import ipaddress
 import secrets as pysecrets
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -193,3 +195,24 @@ def app_webhook_url(*, app: App) -> str:
     from django.conf import settings
 
     return f"{settings.KOYRA_BASE_URL}/webhooks/github/{app.name}/"
+
+
+# Names that only resolve inside a machine or a private network (no DNS lookup is made).
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".lan", ".home.arpa")
+
+
+def app_webhook_url_warning(*, url: str) -> str:
+    """Why GitHub cannot deliver to the payload `url` (KOYRA_BASE_URL's host is a loopback or
+    private address, or a name only a private network resolves), or "" when it may."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    try:
+        private = not ipaddress.ip_address(host).is_global
+    except ValueError:  # a name, not an address
+        private = host == "localhost" or host.endswith(_PRIVATE_SUFFIXES) or "." not in host
+    if not private:
+        return ""
+    return (
+        f"{host or 'This host'} is a loopback or private address: GitHub cannot deliver to "
+        "this URL. Set KOYRA_BASE_URL to the public address Koyra is reached at (for example "
+        "https://koyra.example.com) and restart Koyra; the payload URL follows it."
+    )

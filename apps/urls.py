@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from apps import converters, views, views_settings  # noqa: F401  (converters: <app:...>, ...)
+from apps import converters, views, views_releases, views_settings  # noqa: F401  (converters: <app:...>, ...)
 
 urlpatterns = [
     path("", views.app_list, name="app-list"),
@@ -18,7 +18,8 @@ urlpatterns = [
     path("<app:name>/delete/", views_settings.app_delete, name="app-delete"),
     path("<app:name>/deploy/", views.app_deploy, name="app-deploy"),
     path("<app:name>/redeploy/", views.app_redeploy, name="app-redeploy"),
-    path("<app:name>/rollback/", views.app_rollback, name="app-rollback"),
-    path("<app:name>/cancel/", views.app_cancel, name="app-cancel"),
+    path("<app:name>/rollback/", views_releases.app_rollback, name="app-rollback"),
+    path("<app:name>/promote/<int:pk>/", views_releases.app_promote, name="app-promote"),
+    path("<app:name>/cancel/", views_releases.app_cancel, name="app-cancel"),
     path("<app:name>/secrets/", include("secrets_vault.urls")),
 ]

@@ -13,6 +13,7 @@ from apps.models import App
 from deployments import app_state, selectors
 from deployments import services as deploys
 from deployments.templatetags import deploys as timeline
+from deployments.webhooks import services as webhook_services
 from secrets_vault.forms import SecretForm
 
 
@@ -75,6 +76,7 @@ def app_new(request):
 def app_detail(request, name: str):
     app = _get_app_for_user(request, name)
     overview = selectors.app_overview(app)
+    url = services.app_webhook_url(app=app)
     context = {
         "app": app,
         "can": access.abilities(request.user, app),
@@ -84,7 +86,9 @@ def app_detail(request, name: str):
         "secrets": app.secrets.only("key", "updated"),  # never the tokens
         "secret_form": SecretForm(),
         "deliveries": app.deliveries.all()[:20],
-        "webhook_url": services.app_webhook_url(app=app),
+        "webhook_url": url,
+        "webhook_warning": services.app_webhook_url_warning(url=url),
+        "refused": webhook_services.webhook_refusals(app=app),
     }
     return _render(request, "apps/detail.html", context, "overview")
 
@@ -112,22 +116,3 @@ def app_deploy(request, name: str):
 def app_redeploy(request, name: str):
     app = _get_app_for_user(request, name, "deploy")
     return _queued(request, app, "Redeploy", deploys.redeploy_create)
-
-
-@require_POST
-@login_required
-def app_rollback(request, name: str):
-    app = _get_app_for_user(request, name, "deploy")
-    return _queued(request, app, "Rollback", deploys.rollback_create)
-
-
-@require_POST
-@login_required
-def app_cancel(request, name: str):
-    app = _get_app_for_user(request, name, "deploy")
-    deploy = deploys.deploy_cancel(app=app)
-    if deploy is None:
-        messages.info(request, f"{app.name} has no queued or running deploy to cancel.")
-        return redirect("app-detail", name=app.name)
-    messages.success(request, f"Cancelling deploy #{deploy.pk}.", extra_tags="progress")
-    return redirect("deploy-detail", pk=deploy.pk)

@@ -207,9 +207,29 @@ def any_pending(rows: list[App]) -> bool:
 def app_overview(app: App, *, history: int = 30) -> dict[str, Any]:
     """What the app page shows of its deploys: live one, rollback target, recent history."""
     live = live_deploy(app)
+    deploys = list(app.deploys.select_related("image")[:history])
     return {
         "live": live,
         "rollback_to": rollback_target(app) if live else None,
-        "deploys": list(app.deploys.all()[:history]),
+        "deploys": deploys,
+        "promotable": promotable(deploys, live),
         "pending": app.deploys.filter(status__in=Deploy.PENDING).exists(),
     }
+
+
+def is_kept_release(deploy: Deploy) -> bool:
+    """A build that went live and whose image is kept: a release one can promote back to."""
+    return (
+        deploy.trigger in Deploy.BUILD_TRIGGERS
+        and deploy.status in (Deploy.Status.LIVE, Deploy.Status.RETIRED)
+        and bool(deploy.spec)
+        and deploy.image is not None
+        and deploy.image.deleted is None
+    )
+
+
+def promotable(deploys: list[Deploy], live: Deploy | None) -> set[int]:
+    """The pks of the `deploys` that are kept releases other than the one live now (older or
+    newer): what the history offers to promote (services.rollback_create(to=...))."""
+    current = release_root(live).pk if live is not None else None
+    return {d.pk for d in deploys if d.pk != current and is_kept_release(d)}

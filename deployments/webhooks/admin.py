@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from deployments.admin import ReadOnlyAdmin
-from deployments.webhooks.models import WebhookDelivery, WorkflowPass
+from deployments.webhooks.models import RefusedDeliveries, WebhookDelivery, WorkflowPass
 
 
 @admin.register(WebhookDelivery)
@@ -17,3 +17,9 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 class WorkflowPassAdmin(ReadOnlyAdmin):
     list_display = ("received", "app", "workflow", "commit")
     search_fields = ("app__name", "workflow", "commit")
+
+
+@admin.register(RefusedDeliveries)
+class RefusedDeliveriesAdmin(ReadOnlyAdmin):
+    list_display = ("app", "count", "since", "last", "last_reason", "last_event")
+    search_fields = ("app__name",)

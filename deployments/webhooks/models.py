@@ -68,3 +68,38 @@ class WorkflowPass(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow} passed {self.commit[:12]}"
+
+
+class RefusedDeliveries(models.Model):
+    """How many requests to an app's webhook URL were refused before anything was recorded
+    (bad signature, over-large body, undecryptable secret): one row per app, updated in
+    place, never a row per request (anyone can send them) and never a body or header beyond
+    the event name and delivery id (both checked, both short). It explains a webhook that
+    "does nothing" when the secret in GitHub is wrong. `count` counts the refusals since
+    `since`, a window restarted once it is a day old, so every one counted is a day old at
+    most."""
+
+    SIGNATURE = "signature"
+    TOO_LARGE = "too_large"
+    SECRET = "secret"
+    REASONS = [
+        (SIGNATURE, "bad signature"),
+        (TOO_LARGE, "body too large"),
+        (SECRET, "secret not decryptable"),
+    ]
+
+    app = models.OneToOneField(
+        App, primary_key=True, on_delete=models.CASCADE, related_name="refused_deliveries"
+    )
+    count = models.PositiveIntegerField(default=0)
+    since = models.DateTimeField(default=timezone.now)
+    last = models.DateTimeField(default=timezone.now)
+    last_reason = models.CharField(max_length=20, choices=REASONS)
+    last_event = models.CharField(max_length=50, blank=True)
+    last_delivery_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        verbose_name_plural = "refused deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.count} refused since {self.since:%Y-%m-%d %H:%M}"

@@ -5,26 +5,61 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from apps import services as app_services
 from apps.models import App
 from deployments import services as deploy_services
 from deployments.models import Deploy
 from deployments.webhooks import github
-from deployments.webhooks.models import WebhookDelivery, WorkflowPass
+from deployments.webhooks.models import RefusedDeliveries, WebhookDelivery, WorkflowPass
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
 # GitHub's delivery ids are GUIDs; anything printable and short is accepted from other senders.
 _DELIVERY_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+_EVENT_RE = re.compile(r"[a-z_]{1,50}")  # GitHub's event names: push, workflow_run, ping
+REFUSAL_WINDOW = timedelta(hours=24)
 
 
 def webhook_verify(*, app: App, body: bytes, signature: str | None) -> bool:
     """Whether the raw `body` carries a valid X-Hub-Signature-256 for the app's secret."""
     return github.signature_is_valid(app_services.app_webhook_secret(app=app), body, signature)
+
+
+def webhook_refused(*, app: App, reason: str, event: str = "", delivery_id: str = "") -> None:
+    """Count one request refused before anything was recorded (RefusedDeliveries): one row
+    per app updated in place, so a flood of unsigned requests writes no new rows. The event
+    and delivery id are kept only when they look like GitHub's; nothing else of the request."""
+    now = timezone.now()
+    last = {
+        "last": now,
+        "last_reason": reason,
+        "last_event": event if _EVENT_RE.fullmatch(event or "") else "",
+        "last_delivery_id": delivery_id if _DELIVERY_ID_RE.fullmatch(delivery_id or "") else "",
+    }
+    counted = RefusedDeliveries.objects.filter(app=app, since__gt=now - REFUSAL_WINDOW)
+    if counted.update(count=F("count") + 1, **last):
+        return
+    try:  # the first refusal, or the first after a quiet day: a new window
+        with transaction.atomic():
+            RefusedDeliveries.objects.update_or_create(
+                app=app, defaults={"count": 1, "since": now, **last}
+            )
+    except IntegrityError:  # a concurrent refusal created the row first: count on it
+        RefusedDeliveries.objects.filter(app=app).update(count=F("count") + 1, **last)
+
+
+def webhook_refusals(*, app: App) -> RefusedDeliveries | None:
+    """The app's refusals when the last was within a day (its `count` is of those since
+    `since`, a day at most before the last), None when there were none."""
+    recent = timezone.now() - REFUSAL_WINDOW
+    return RefusedDeliveries.objects.filter(app=app, last__gt=recent, count__gt=0).first()
 
 
 def webhook_receive(

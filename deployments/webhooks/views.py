@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from apps.models import App
 from deployments.webhooks import services as webhook_services
-from deployments.webhooks.models import WebhookDelivery
+from deployments.webhooks.models import RefusedDeliveries, WebhookDelivery
 from secrets_vault.crypto import VaultError
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ def github_webhook(request: HttpRequest, name: str) -> JsonResponse:
         return _refuse(404, f"no app named {name!r}")
     body = _read_body(request)
     if body is None:
+        _count_refusal(request, app, RefusedDeliveries.TOO_LARGE)
         return _refuse(413, f"the body is over {webhook_services.MAX_BODY_BYTES} bytes")
     refusal = _check_signature(request, app, body)
     if refusal is not None:
@@ -48,10 +49,13 @@ def _check_signature(request: HttpRequest, app: App, body: bytes) -> JsonRespons
     except VaultError:
         # Fail closed, but say why: a key problem on this side, not a bad signature.
         log.error("webhook for %s: its secret does not decrypt (KOYRA_FERNET_KEYS)", app.name)
+        _count_refusal(request, app, RefusedDeliveries.SECRET)
         return _refuse(500, "the app's webhook secret cannot be decrypted on this server")
     if valid:
         return None
-    # Nothing is recorded for an unauthenticated request: anyone can send one.
+    # No delivery is recorded for an unauthenticated request (anyone can send one): it is
+    # counted on the app's one RefusedDeliveries row, so the app page can say why.
+    _count_refusal(request, app, RefusedDeliveries.SIGNATURE)
     log.warning(
         "webhook for %s refused: missing or wrong X-Hub-Signature-256 (delivery %r from %s)",
         app.name,
@@ -59,6 +63,15 @@ def _check_signature(request: HttpRequest, app: App, body: bytes) -> JsonRespons
         request.META.get("REMOTE_ADDR"),
     )
     return _refuse(403, "missing or wrong X-Hub-Signature-256 signature")
+
+
+def _count_refusal(request: HttpRequest, app: App, reason: str) -> None:
+    webhook_services.webhook_refused(
+        app=app,
+        reason=reason,
+        event=request.headers.get("X-GitHub-Event", ""),
+        delivery_id=request.headers.get("X-GitHub-Delivery", ""),
+    )
 
 
 def _read_body(request: HttpRequest) -> bytes | None:

@@ -332,10 +332,25 @@ def test_app_page_htmx_refresh_renders_only_the_overview(client, cast):
 # --- Buttons ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("action", ["deploy", "redeploy", "rollback", "cancel"])
+@pytest.mark.parametrize("action", ["deploy", "redeploy"])
 def test_buttons_are_post_only(client, cast, action):
     client.force_login(cast.owner)
     assert client.get(f"/apps/shop/{action}/").status_code == 405
+
+
+@pytest.mark.parametrize("action", ["rollback", "cancel"])
+def test_a_get_of_rollback_or_cancel_only_asks(client, cast, action):
+    # GET is their confirmation page (issue 15): it changes nothing; POST does it.
+    _went_live(cast.app, "1" * 40, ago=10)
+    _went_live(cast.app, "2" * 40, ago=5)
+    queued = DeployFactory(app=cast.app, commit="3" * 40)
+    before = list(Deploy.objects.order_by("pk").values_list("pk", "status", "cancel_requested"))
+    client.force_login(cast.owner)
+    resp = client.get(f"/apps/shop/{action}/")
+    assert resp.status_code == 200
+    assert f'<form method="post" action="/apps/shop/{action}/">' in resp.content.decode()
+    after = list(Deploy.objects.order_by("pk").values_list("pk", "status", "cancel_requested"))
+    assert after == before and queued.pk in [pk for pk, *_ in after]
 
 
 @pytest.mark.parametrize("action", ["deploy", "redeploy", "rollback", "cancel"])

@@ -154,6 +154,13 @@ def test_create_deploy_watch_live_deploy_again_and_roll_back(
     page.goto(f"/apps/{name}/")
     rollback = page.get_by_role("button", name=re.compile(rf"^Rollback to #{first.pk}\b"))
     rollback.click()
+    # It asks first, naming the release and what it replaces (issue 15); no deploy yet.
+    expect(page.locator("#confirm-question")).to_contain_text(
+        f"Roll back to #{first.pk} (commit {v1[:7]}"
+    )
+    expect(page.locator("#confirm-question")).to_contain_text(f"It replaces #{second.pk}.")
+    assert not Deploy.objects.filter(app__name=name, trigger="rollback").exists()
+    page.locator("#confirm-button").click()
     back = _wait_live_without_reload(page, _deploy_id(page))
     assert (back.trigger, back.source_id, back.commit) == ("rollback", first.pk, v1)
     assert back.image_id == first.image_id
@@ -167,3 +174,26 @@ def test_create_deploy_watch_live_deploy_again_and_roll_back(
     expect(items.nth(0)).to_have_attribute("data-trigger", "rollback")
     expect(items.nth(0)).to_have_attribute("data-status", "live")
     _shoot(page, "dashboard-app")
+
+    # Promote the newer release back (roll forward) from the history, through its
+    # confirmation, at 390 px: the link and the question fit the phone.
+    page.set_viewport_size(PHONE)
+    promote = page.locator(f'li.deploy[data-deploy="{second.pk}"] a.promote')
+    expect(promote).to_be_visible()
+    expect(page.locator(f'li.deploy[data-deploy="{first.pk}"] a.promote')).to_have_count(0)
+    promote.click()
+    question = page.locator("#confirm-question")
+    expect(question).to_contain_text(f"Promote #{second.pk} (commit {v2[:7]}, \u201cv2\u201d")
+    expect(question).to_contain_text(f"It replaces #{back.pk}.")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    _shoot(page, "dashboard-promote-confirm")
+    page.locator("#confirm-button").click()
+    forward = _wait_live_without_reload(page, _deploy_id(page))
+    assert (forward.trigger, forward.source_id, forward.image_id) == (
+        "rollback",
+        second.pk,
+        second.image_id,
+    )
+    page.goto(f"/apps/{name}/")
+    expect(page.locator("#live-image")).to_contain_text(second.image.pinned)
+    expect(page.locator(f'li.deploy[data-deploy="{first.pk}"] a.promote')).to_be_visible()
