@@ -1,11 +1,24 @@
 from __future__ import annotations
 
+import functools
+
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 from apps.models import App
 from deployments.models import Deploy, Image
 from secrets_vault import crypto
+
+
+PASSWORD = "pw-for-tests-123"
+
+
+@functools.cache
+def _password_hash() -> str:
+    """Hashed once per run: Django's PBKDF2 takes about half a second a user, and the cast of
+    every view test has seven. A real hash all the same, so a login through daphne works."""
+    return make_password(PASSWORD)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -14,7 +27,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.django.Password("pw-for-tests-123")
+    password = factory.LazyFunction(_password_hash)
 
 
 class AppFactory(factory.django.DjangoModelFactory):
