@@ -459,6 +459,52 @@ def _task_summary(t: dict[str, Any]) -> str:
     return f"task {t.get('ID', '')[:12]}: {st.get('State')} {err}".strip()
 
 
+# A task's states before it runs, in Swarm's order.
+_NOT_RUNNING_YET = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting")
+# Changed on the service to make Swarm start its update again (what it holds: the task the
+# stalled update waited for).
+UPDATE_RESTART_LABEL = "koyra.update-restart"
+
+
+def _restart_update_stalled_on_down_node(
+    attrs: dict[str, Any], ours: list[dict[str, Any]], restarted: set[str], on_line: LineCallback
+) -> None:
+    """Swarm's updater waits, without a timeout, for the new task of each slot to run. When
+    the node that task was placed on goes down before it ran, Swarm gives the task up (desired
+    `shutdown`, its state frozen at what the node last said) and starts its slot again on a
+    node that is up, but the updater keeps waiting for the given-up task: the update stays
+    `updating` forever, and the slots it had not reached keep the old version (swarmkit, seen
+    on Docker 20.10). Any change to the service's spec starts a new updater, which replaces
+    what is still old on the nodes that are up: a label naming the given-up task."""
+    stuck = [
+        t
+        for t in ours
+        if t["ID"] not in restarted
+        and t.get("DesiredState") != "running"
+        and t.get("Status", {}).get("State") in _NOT_RUNNING_YET
+        and t.get("NodeID")
+    ]
+    if not stuck:
+        return
+    down = {n["id"]: n["hostname"] for n in nodes_list() if n["state"] != "ready"}
+    task = next((t for t in stuck if t["NodeID"] in down), None)
+    if task is None:
+        return
+    restarted.add(task["ID"])
+    labels = {**(attrs["Spec"].get("Labels") or {}), UPDATE_RESTART_LABEL: task["ID"]}
+    try:
+        client().api.update_service(
+            attrs["ID"], attrs["Version"]["Index"], labels=labels, fetch_current_spec=True
+        )
+    except docker.errors.APIError as exc:
+        on_line(f"swarm: cannot restart the update stalled on node {down[task['NodeID']]}: {exc}")
+        return
+    on_line(
+        f"swarm: node {down[task['NodeID']]} is down; task {task['ID'][:12]} of the new version "
+        "will not run there: the update starts again on the nodes that are up"
+    )
+
+
 def service_wait(
     name: str,
     *,
@@ -470,14 +516,21 @@ def service_wait(
     on_line: LineCallback = lambda s: None,
     max_failures: int = 3,
     poll: float = 1.0,
+    unplaceable_after: float = 20.0,
 ) -> Rollout:
     """Wait until every running task carries `marker` in its container labels and is running
     (Swarm reports a task with a healthcheck as running only once it is healthy), and any update
     has completed. Swarm's update call succeeds even when it later rolls back, so the verdict
     comes from UpdateStatus and the tasks, not from that call. `poll`: seconds between looks.
+    A task Swarm cannot place (it stays pending with "no suitable node ...": constraints no
+    node meets, resources no node has) is said in Swarm's words at once, and fails the wait
+    once it stayed so for `unplaceable_after` seconds: a node may still join meanwhile.
     """
     deadline = time.monotonic() + timeout
     seen_errors: dict[str, str] = {}
+    pending_said: set[tuple[str, str]] = set()
+    restarted: set[str] = set()  # tasks on a down node the update was restarted without
+    unplaceable_since: float | None = None
     last_state = None
     while True:
         attrs = service_get(name)
@@ -500,6 +553,26 @@ def service_wait(
             if ended and st.get("Err") and t["ID"] not in seen_errors:
                 seen_errors[t["ID"]] = _task_summary(t)
                 on_line(f"swarm: {seen_errors[t['ID']]}")
+        unplaceable = []
+        for t in ours:
+            st = t.get("Status", {})
+            if st.get("State") != "pending" or not st.get("Err"):
+                continue
+            if (t["ID"], st["Err"]) not in pending_said:
+                pending_said.add((t["ID"], st["Err"]))
+                on_line(f"swarm: {_task_summary(t)}")
+            if t.get("DesiredState") == "running":
+                unplaceable.append(st["Err"])
+        if not unplaceable:
+            unplaceable_since = None
+        elif unplaceable_since is None:
+            unplaceable_since = time.monotonic()
+        elif time.monotonic() - unplaceable_since > unplaceable_after:
+            return Rollout(
+                False,
+                f"Swarm cannot place the new version: {unplaceable[0]}",
+                [*seen_errors.values()],
+            )
         errors = list(seen_errors.values())
         if state in ("rollback_started", "rollback_paused", "rollback_completed", "paused"):
             if state == "rollback_started" and time.monotonic() < deadline:
@@ -508,6 +581,8 @@ def service_wait(
             return Rollout(
                 False, f"Swarm rolled the update back: {upd.get('Message', state)}", errors
             )
+        if state == "updating":
+            _restart_update_stalled_on_down_node(attrs, ours, restarted, on_line)
         running = [t for t in tasks if t.get("DesiredState") == "running"]
         good = [
             t

@@ -111,3 +111,64 @@ def test_line_buffer_joins_chunks_into_whole_lines():
         buf.feed(chunk)
     buf.flush()
     assert lines == ["Step 1/2 : RUN echo secret-value", "next line", "tail"]
+
+
+NO_NODE = "no suitable node (scheduling constraints not satisfied on 2 nodes)"
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Swarm's polls 1 s apart: sleep moves the clock the wait reads."""
+    now = [1000.0]
+    monkeypatch.setattr(engine.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(engine.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    return now
+
+
+def test_a_task_no_node_can_take_fails_the_wait_in_swarms_words_after_the_grace(swarm, clock):
+    lines: list[str] = []
+    swarm.append(
+        (
+            {"UpdateStatus": {"State": "updating"}},
+            [_task("a", "1", "running"), _task("b", "2", "pending", err=NO_NODE)],
+        )
+    )
+    started = clock[0]
+    result = _wait(on_line=lines.append, timeout=300, unplaceable_after=20)
+    assert not result.ok
+    assert result.message == f"Swarm cannot place the new version: {NO_NODE}"
+    assert 20 < clock[0] - started < 30  # not the whole rollout timeout
+    assert lines.count(f"swarm: task b: pending {NO_NODE}") == 1  # said once, at once
+
+
+def test_a_pending_task_that_gets_placed_within_the_grace_goes_live(swarm, clock):
+    pending = ({"UpdateStatus": {"State": "updating"}}, [_task("b", "2", "pending", err=NO_NODE)])
+    swarm.extend([pending] * 10)  # a node joins after 10 polls
+    swarm.append(
+        (
+            {"UpdateStatus": {"State": "completed"}},
+            [_task("b", "2", "running"), _task("c", "2", "running")],
+        )
+    )
+    result = _wait(timeout=300, unplaceable_after=20)
+    assert result.ok
+
+
+def test_the_grace_restarts_when_the_task_was_placed_in_between(swarm, clock):
+    """Placed, then pending again (its node went away): the 20 s count from the new wait."""
+    pending = ({"UpdateStatus": {"State": "updating"}}, [_task("b", "2", "pending", err=NO_NODE)])
+    placed = ({"UpdateStatus": {"State": "updating"}}, [_task("b", "2", "starting")])
+    swarm.extend([pending] * 15 + [placed] + [pending] * 15)
+    swarm.append(
+        (
+            {"UpdateStatus": {"State": "completed"}},
+            [_task("b", "2", "running"), _task("c", "2", "running")],
+        )
+    )
+    assert _wait(timeout=300, unplaceable_after=20).ok
+
+
+def test_a_pending_task_without_an_error_is_just_waited_for(swarm, clock):
+    swarm.append(({"UpdateStatus": {"State": "updating"}}, [_task("b", "2", "pending")]))
+    result = _wait(timeout=60, unplaceable_after=20)
+    assert not result.ok and "did not converge within 60s" in result.message

@@ -14,6 +14,11 @@ What it takes, and why:
   are where the worker expects them, with nothing configured in the engines themselves. Both
   ends accept a 127/8 address on the veth (route_localnet, on the veth and in the namespace
   only). A cluster set up as the README says advertises a routable address instead.
+- The host's packets to the node leave from 127.0.0.1 too (a route with that source), not
+  from the veth's address: each engine's VXLAN device learns, and drops a packet whose outer
+  source is not the address its peer advertised (a static entry is never moved), so with the
+  veth's address the worker's tasks received nothing over the overlay network (Traefik could
+  not reach them) while the control plane, gossip included, worked.
 - Teardown leaves the swarm, removes the node from the manager, stops dockerd (and its
   containerd), deletes the veth, the namespace and the data, whatever failed before. A
   leftover of a crashed run (same fixed names) is removed first.
@@ -73,6 +78,7 @@ class SecondNode:
         _run("sysctl", "-q", "-w", f"net.ipv4.conf.{VETH_HOST}.route_localnet=1")
         _run("ip", "addr", "add", f"{HOST_IP}/30", "dev", VETH_HOST)
         _run("ip", "link", "set", VETH_HOST, "up")
+        _run("ip", "route", "add", f"{NODE_IP}/32", "dev", VETH_HOST, "src", "127.0.0.1")
         _in_ns("sysctl", "-q", "-w", "net.ipv4.conf.all.route_localnet=1")
         _run("ip", "-n", NETNS, "link", "set", "lo", "up")
         _run("ip", "-n", NETNS, "addr", "del", "127.0.0.1/8", "dev", "lo")
@@ -80,6 +86,11 @@ class SecondNode:
         _run("ip", "-n", NETNS, "link", "set", VETH_NODE, "up")
         _run("ip", "-n", NETNS, "route", "add", "default", "via", HOST_IP)
         _run("ip", "-n", NETNS, "route", "add", "127.0.0.1/32", "via", HOST_IP, "dev", VETH_NODE)
+        self.start_engine()
+
+    def start_engine(self) -> None:
+        """dockerd in the namespace, on the data start() made: after stop_engine() the node
+        comes back with its identity and swarm state and rejoins as the same node."""
         argv = [
             "nsenter", f"--net=/run/netns/{NETNS}",
             "unshare", "--uts", "--mount", "--propagation", "private", "--",
@@ -91,7 +102,7 @@ class SecondNode:
             f"--pidfile={self.pidfile}", f"--host=unix://{self.sock}",
             "--bridge=none", "--cgroup-parent=/koyra-node2",
         ]  # fmt: skip
-        with open(ROOT / "dockerd.log", "wb") as log:
+        with open(ROOT / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         self._wait(lambda: self.client.ping(), 60, "the second dockerd to answer")
 
@@ -101,14 +112,25 @@ class SecondNode:
             remote_addrs=[f"{HOST_IP}:2377"], join_token=token, advertise_addr=NODE_IP
         )
         self.node_id = self.client.info()["Swarm"]["NodeID"]
-        self._wait(
-            lambda: self.manager.nodes.get(self.node_id).attrs["Status"]["State"] == "ready",
-            60,
-            "the second node to be ready",
-        )
+        self.wait_state("ready", 60)
         return self.node_id
 
+    def wait_state(self, state: str, timeout: float) -> float:
+        """Until the manager reports this node `state` (ready, down); returns how long it took."""
+        t0 = time.monotonic()
+        self._wait(
+            lambda: self.manager.nodes.get(self.node_id).attrs["Status"]["State"] == state,
+            timeout,
+            f"the second node to be {state}",
+        )
+        return time.monotonic() - t0
+
     # --- down --------------------------------------------------------------------------------
+
+    def stop_engine(self) -> None:
+        """Stop the node's dockerd (SIGTERM, as `systemctl stop docker` does) and keep
+        everything else: its data, its swarm identity, the namespace."""
+        self._stop_dockerd()
 
     def stop(self) -> None:
         """Everything start() and join() made, gone; each step runs whatever the others did."""
