@@ -182,6 +182,35 @@ def validate_node_ref(value: str) -> None:
         )
 
 
+# A Swarm placement constraint (manifest `run.constraints`): a node attribute Swarm knows, `==`
+# or `!=`, and a plain value; spaces around the operator are allowed (and dropped).
+_PLAIN = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?"
+CONSTRAINT_RE = re.compile(
+    r"\A(?P<attr>node\.(?:id|hostname|role|platform\.os|platform\.arch)"
+    rf"|(?:node|engine)\.labels\.{_PLAIN})"
+    rf" *(?P<op>==|!=) *(?P<value>{_PLAIN})\Z",
+    re.ASCII,
+)
+MAX_CONSTRAINTS = 20
+
+
+def placement_constraint(value: object) -> str:
+    """`value` as Swarm takes it (`node.labels.tier==web`), or ValidationError naming it."""
+    m = CONSTRAINT_RE.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise ValidationError(
+            f"{quote(value)} is not a placement constraint: write ATTRIBUTE==VALUE or "
+            "ATTRIBUTE!=VALUE with ATTRIBUTE one of node.id, node.hostname, node.role, "
+            "node.platform.os, node.platform.arch, node.labels.NAME, engine.labels.NAME "
+            "(e.g. node.labels.tier==web) and a plain VALUE (letters, digits, '.', '_', '-')."
+        )
+    if m["attr"] == "node.role" and m["value"] not in ("manager", "worker"):
+        raise ValidationError(
+            f"{quote(value)}: node.role is manager or worker, not {quote(m['value'])}."
+        )
+    return f"{m['attr']}{m['op']}{m['value']}"
+
+
 def validate_commit(value: str) -> None:
     if not matches(COMMIT_RE, value):
         raise ValidationError(

@@ -11,8 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import yaml
+from django.core.exceptions import ValidationError
 
-from apps.validators import DOMAIN_RE, SECRET_KEY_RE, control_character, matches, quote
+from apps.validators import (
+    DOMAIN_RE,
+    MAX_CONSTRAINTS,
+    SECRET_KEY_RE,
+    control_character,
+    matches,
+    placement_constraint,
+    quote,
+)
 from deployments import checkout
 from deployments.release_spec import HealthcheckSpec
 
@@ -34,7 +43,7 @@ MAX_MEMORY = 1024**4  # 1T
 MIN_CPUS = 0.001
 _TOP = {"version", "build", "env", "secrets", "release", "predeploy", "run"}
 _BUILD = {"context", "dockerfile", "args"}
-_RUN = {"port", "replicas", "healthcheck", "domains", "resources"}
+_RUN = {"port", "replicas", "healthcheck", "domains", "resources", "constraints"}
 _HEALTH = {"path", "cmd", "interval", "timeout", "retries", "start_period"}
 _RESOURCES = {"memory", "cpus"}
 
@@ -120,6 +129,7 @@ class Manifest:
     domains: list[str] = field(default_factory=list)
     memory: int | None = None
     nano_cpus: int | None = None
+    constraints: list[str] = field(default_factory=list)  # Swarm placement, normalized
     present: bool = False
 
     def build_args(self, env: dict[str, str] | None = None) -> dict[str, str]:
@@ -336,6 +346,26 @@ def _parse_run(c: _Checker, run: dict, m: Manifest) -> None:
             raise c.fail(("run", "resources", "memory"), "must be from 6M to 1T")
     if "cpus" in res:
         m.nano_cpus = _nano_cpus(c, res["cpus"])
+    m.constraints = _constraints(c, run.get("constraints"))
+
+
+def _constraints(c: _Checker, value) -> list[str]:
+    path: tuple = ("run", "constraints")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise c.fail(path, 'must be a list like ["node.labels.tier==web"]')
+    if len(value) > MAX_CONSTRAINTS:
+        raise c.fail(path, f"lists more than {MAX_CONSTRAINTS} constraints")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        try:
+            out.append(placement_constraint(item))
+        except ValidationError as exc:
+            raise c.fail((*path, i), exc.messages[0]) from None
+    if len(set(out)) != len(out):
+        raise c.fail(path, "lists a constraint twice")
+    return out
 
 
 def _nano_cpus(c: _Checker, value) -> int:

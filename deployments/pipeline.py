@@ -295,6 +295,7 @@ class _Pipeline:
             manifest_domains=m.domains,
             memory=m.memory,
             nano_cpus=m.nano_cpus,
+            constraints=m.constraints,
             shell=engine.image_has(image.ref, "/bin/sh"),
         )
 

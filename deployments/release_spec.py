@@ -34,6 +34,7 @@ class ReleaseSpec:
     manifest_domains: list[str] = field(default_factory=list)  # the manifest's alone
     memory: int | None = None
     nano_cpus: int | None = None
+    constraints: list[str] = field(default_factory=list)  # Swarm placement (run.constraints)
     # Koyra's start wrapper (secrets, predeploy, drain) needs a shell in the image.
     shell: bool = True
     # The service labels applied, for the audit (the deploy id left out).

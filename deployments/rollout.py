@@ -123,18 +123,24 @@ class Rollout:
         """Swarm says `rollback_completed` while the slot of a task that crashed may still wait
         out its restart delay (a task of the previous release `ready`, not yet running): the
         deploy ends `failed` only once the previous release runs again, so "the previous
-        version keeps serving" is true when it is said. Bounded; it never hides the failure."""
+        version keeps serving" is true when it is said, and no task of this deploy is still
+        wanted (one Swarm could not place stays pending until the update replaces it).
+        Bounded; it never hides the failure."""
         marker = str(self.previous.pk) if self.previous else ""
         deadline = time.monotonic() + UNDO_WAIT_SECONDS
         while time.monotonic() < deadline:
-            up = [
+            wanted = [
                 t
                 for t in engine.service_tasks(self.app.service_name)
-                if t["Spec"]["ContainerSpec"].get("Labels", {}).get("koyra.deploy") == marker
-                and t.get("DesiredState") == "running"
-                and t.get("Status", {}).get("State") == "running"
+                if t.get("DesiredState") == "running"
             ]
-            if len(up) >= replicas:
+            up = [
+                t
+                for t in wanted
+                if _deploy_of(t) == marker and t.get("Status", {}).get("State") == "running"
+            ]
+            ours = [t for t in wanted if _deploy_of(t) == str(self.deploy_id)]
+            if len(up) >= replicas and not ours:
                 return
             time.sleep(POLL_SECONDS)
         self.log(f"the previous release did not run {replicas} task(s) within {UNDO_WAIT_SECONDS}s")
@@ -152,3 +158,7 @@ class Rollout:
             self.log(
                 f"traefik: {host} not confirmed on this node's port {settings.KOYRA_HTTP_PORT} yet"
             )
+
+
+def _deploy_of(task: dict) -> str | None:
+    return task["Spec"]["ContainerSpec"].get("Labels", {}).get("koyra.deploy")

@@ -156,6 +156,7 @@ def service_spec(
         env=dict(spec.env),
         networks=[settings.KOYRA_NETWORK],
         replicas=spec.replicas,
+        constraints=list(spec.constraints),
         spread=["node.id"],  # replicas across the nodes: one node going away leaves the rest
         memory=spec.memory,
         nano_cpus=spec.nano_cpus,

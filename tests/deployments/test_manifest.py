@@ -28,6 +28,7 @@ run:
     path: /healthz
   domains: [shop.example.com]
   resources: {memory: 512M, cpus: "0.5"}
+  constraints: ["node.labels.tier==web"]
 """
 
 
@@ -40,6 +41,7 @@ def test_it_reads_the_spec_example():
     assert m.domains == ["shop.example.com"]
     assert m.memory == 512 * 1024**2
     assert m.nano_cpus == 500_000_000
+    assert m.constraints == ["node.labels.tier==web"]
 
 
 def test_public_env_is_a_build_arg_and_nothing_else_is():

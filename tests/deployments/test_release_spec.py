@@ -32,7 +32,8 @@ LEGACY_ROW = {
 
 def test_a_row_written_before_the_class_loads_with_every_value():
     spec = ReleaseSpec.from_json(LEGACY_ROW)
-    assert spec.to_json() == {**LEGACY_ROW, "manifest_env": LEGACY_ROW["env"]}
+    # Fields added since load with their defaults: no placement constraints.
+    assert spec.to_json() == {**LEGACY_ROW, "manifest_env": LEGACY_ROW["env"], "constraints": []}
     assert spec.healthcheck == LEGACY_ROW["healthcheck"] and spec.replicas == 2
 
 

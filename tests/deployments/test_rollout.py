@@ -56,8 +56,10 @@ def _task(marker, state, desired="running"):
 
 
 def _previous_running(name):
-    """Whatever the undo put back runs at once: two running tasks of every deploy."""
-    return [_task(str(pk), "running") for pk in Deploy.objects.values_list("pk", flat=True)] * 2
+    """Whatever the undo put back runs at once: two running tasks of every deploy but the one
+    rolled out (the newest), of which nothing is left."""
+    pks = list(Deploy.objects.order_by("pk").values_list("pk", flat=True))[:-1]
+    return [_task(str(pk), "running") for pk in pks] * 2
 
 
 @pytest.fixture
@@ -142,6 +144,24 @@ def test_a_failed_rollout_ends_only_once_the_previous_release_runs_again(swarm):
         [_task(old, "running"), _task(old, "running")],
     ]
     engine.service_tasks.side_effect = frames  # the fixture's fake
+    with pytest.raises(rollout.RolloutFailed, match="the previous version keeps serving"):
+        r.wait()
+    assert engine.service_tasks.call_count == 3
+
+
+def test_a_failed_rollout_ends_only_once_no_task_of_it_is_wanted_any_more(swarm):
+    """A task Swarm could not place stays pending (desired running) for a while after the live
+    release was put back: the deploy is failed once Swarm gave it up, not before."""
+    wait, _, _, _ = swarm
+    wait.return_value = engine.Rollout(False, "Swarm cannot place the new version: no node")
+    before, r = _rollout()
+    old, new = str(before.pk), str(r.deploy_id)
+    frames = [
+        [_task(old, "running"), _task(old, "running"), _task(new, "pending")],
+        [_task(old, "running"), _task(old, "running"), _task(new, "pending")],
+        [_task(old, "running"), _task(old, "running"), _task(new, "pending", "shutdown")],
+    ]
+    engine.service_tasks.side_effect = frames
     with pytest.raises(rollout.RolloutFailed, match="the previous version keeps serving"):
         r.wait()
     assert engine.service_tasks.call_count == 3

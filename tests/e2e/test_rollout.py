@@ -4,6 +4,9 @@ whose healthcheck fails only after the window (swarm_spec.monitor_seconds, rollo
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 from django.conf import settings
 
@@ -88,3 +91,42 @@ def test_a_new_version_that_crashes_after_going_healthy_or_turns_unhealthy_late_
     assert d3.error.startswith("rollout failed: "), d3.error
     assert d3.error.endswith("; the previous version keeps serving"), d3.error
     _assert_v1_serving(app, d1, host, d3)
+
+
+CONSTRAINED = """\
+run:
+  healthcheck: {hc}
+  domains: [{host}]
+  constraints: [{where}]
+"""
+
+
+def test_a_release_runs_where_its_constraints_say_and_one_no_node_meets_fails_in_swarms_words(
+    worker, cluster_ready, unique_name, make_repo
+):
+    name = unique_name("place")
+    host = f"{name}.koyra.test"
+    repo = make_repo()
+    base = cluster_ready["base"]
+    manifest = CONSTRAINED.format(hc=QUICK, host=host, where='"node.role == manager"')
+    repo.commit(httpd_app(base, "v1", manifest=manifest), "v1 on managers")
+    app, _ = app_services.app_create(name=name, repo_url=repo.url, branch="main")
+    d1 = wait_deploy(services.deploy_create(app=app, trigger="manual"))
+    assert d1.status == Deploy.Status.LIVE, d1.log_text
+    placement = engine.service_get(app.service_name)["Spec"]["TaskTemplate"]["Placement"]
+    assert placement["Constraints"] == ["node.role==manager"]
+    wait_for(lambda: via_traefik(host) == (200, "v1\n"), 30, "v1 through Traefik")
+
+    nowhere = CONSTRAINED.format(hc=QUICK, host=host, where='"node.labels.koyra-nowhere==yes"')
+    repo.commit(httpd_app(base, "v2", manifest=nowhere), "v2 on no node")
+    started = time.monotonic()
+    d2 = wait_deploy(services.deploy_create(app=app, trigger="manual"))
+    assert d2.status == Deploy.Status.FAILED, d2.log_text
+    # Swarm's own words, in the log at once and in the error; well before the rollout timeout.
+    assert re.search(r"swarm: task \w+: pending no suitable node", d2.log_text), d2.log_text
+    assert "Swarm cannot place the new version: no suitable node" in d2.error, d2.error
+    assert d2.error.endswith("; the previous version keeps serving"), d2.error
+    assert time.monotonic() - started < settings.KOYRA_ROLLOUT_TIMEOUT / 2
+    _assert_v1_serving(app, d1, host, d2)
+    placement = engine.service_get(app.service_name)["Spec"]["TaskTemplate"]["Placement"]
+    assert placement["Constraints"] == ["node.role==manager"]
