@@ -10,7 +10,6 @@ from django.db import transaction
 from apps import validators
 from apps.models import App
 from deployments import selectors
-from deployments.release_spec import ReleaseSpec
 from secrets_vault import crypto
 from secrets_vault.models import Secret
 
@@ -173,11 +172,8 @@ def app_secrets_stored(*, app: App) -> set[str]:
 
 
 def app_secrets_needed(*, app: App) -> list[str]:
-    """The secret names the live release's manifest lists (none when nothing is live)."""
-    live = selectors.live_deploy(app)
-    if live is None or not live.spec:
-        return []
-    return ReleaseSpec.from_json(live.spec).secrets
+    """The secret names the newest manifest read and the live release list (selectors)."""
+    return selectors.manifest_secrets(app)
 
 
 def app_regenerate_webhook_secret(*, app: App) -> str:

@@ -74,6 +74,9 @@ class Deploy(models.Model):
     stages = models.JSONField(default=dict, blank=True)
     # The service spec this deploy applied (no secret values): what a rollback re-applies.
     spec = models.JSONField(default=dict, blank=True)
+    # The secret names its commit's manifest lists, recorded as soon as a build read it (before
+    # it can fail for a missing one): null when no manifest was read.
+    manifest_secrets = models.JSONField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     enqueued = models.DateTimeField(null=True, blank=True)
     # Stamped every few seconds by the process running it (deployments/heartbeat.py).

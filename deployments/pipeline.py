@@ -191,6 +191,7 @@ class _Pipeline:
         self._clone()
         m = manifest_mod.load(self.workspace)
         self.log(f"manifest: {'.paas/app.yaml' if m.present else 'none, using the defaults'}")
+        Deploy.objects.filter(pk=self.deploy.pk).update(manifest_secrets=m.secrets)
         self._app_env(m.secrets)
         self._read_secrets(m.secrets)
         ref = self._build_image(m)

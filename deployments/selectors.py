@@ -21,6 +21,21 @@ def live_deploy(app: App) -> Deploy | None:
     return app.deploys.filter(status=Deploy.Status.LIVE).select_related("image").first()
 
 
+def manifest_secrets(app: App) -> list[str]:
+    """The secret names the app needs: those of the newest manifest a build read (what the next
+    push deploys, even when that build failed for a missing one), then those of the live
+    release (what a redeploy or rollback re-applies)."""
+    newest = (
+        app.deploys.filter(manifest_secrets__isnull=False)
+        .order_by("-pk")
+        .values_list("manifest_secrets", flat=True)
+        .first()
+    )
+    live = app.deploys.filter(status=Deploy.Status.LIVE).values_list("spec", flat=True).first()
+    names = [*(newest or []), *((live or {}).get("secrets") or [])]
+    return [n for n in dict.fromkeys(names) if isinstance(n, str)]
+
+
 def release_root(deploy: Deploy) -> Deploy:
     """The build deploy whose image and spec a redeploy or rollback re-applies."""
     seen = set()

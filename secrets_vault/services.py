@@ -45,7 +45,8 @@ def secrets_require(*, app: App, keys: Iterable[str], present: Iterable[str]) ->
     if missing:
         raise ValidationError(
             f"The manifest needs secret(s) with no value set: {', '.join(missing)}. "
-            f"Set each with: python manage.py set_secret {app.name} KEY (value on stdin)."
+            f"Set each on the app's page under Secrets (/apps/{app.name}/#secrets), or with: "
+            f"python manage.py set_secret {app.name} KEY (value on stdin)."
         )
 
 

@@ -70,5 +70,8 @@ def test_a_secret_the_release_names_but_that_has_no_value_fails_before_anything_
     app = AppFactory(name="shop")
     vault.secret_set(app=app, key="A", value="one")
     run = pipeline._Pipeline(DeployFactory(app=app))
-    with pytest.raises(ValidationError, match=r"no value set: MISSING\..*set_secret shop KEY"):
+    where = (
+        r"on the app's page under Secrets \(/apps/shop/#secrets\), or with: .*set_secret shop KEY"
+    )
+    with pytest.raises(ValidationError, match=rf"no value set: MISSING\. Set each {where}"):
         run._read_secrets(["A", "MISSING"])

@@ -227,6 +227,10 @@ def test_a_secret_with_no_value_fails_before_the_build(vault_app):
     d = _deploy(app)
     assert d.status == Deploy.Status.FAILED, d.log_text
     assert "API_TOKEN" in d.error
-    assert "set_secret" in d.error
+    assert "set_secret" in d.error and f"/apps/{app.name}/#secrets" in d.error
     assert "Step 1/" not in d.log_text and "build" not in d.stages
     assert engine.service_get(app.service_name) is None
+    # Nothing is live, yet the app knows which secrets its manifest needs (the app page and
+    # its settings list them as missing before the next deploy).
+    assert d.manifest_secrets == ["API_TOKEN"]
+    assert app_services.app_secrets_needed(app=app) == ["API_TOKEN"]
