@@ -1,8 +1,9 @@
 """`make install` (scripts/install.sh) on the real engine: Koyra as its own Swarm stack, built
 here from a Debian made with debootstrap (nothing is pulled), answering behind the shared
-Traefik. Then its dashboard and worker containers are killed (the engine itself is shared
-with the rest of the suite, so it is not restarted here): Swarm brings them back, the deploy
-queued while the worker was dead goes live, and a later deploy goes live too.
+Traefik. Then its dashboard and worker containers are killed: Swarm brings them back, the
+deploy queued while the worker was dead goes live, and a later deploy goes live too. Last the
+engine itself restarts, as on a reboot: the stack comes back with its database, and a deploy
+queued straight away goes live.
 
 The stack has its own name, Redis, PostgreSQL and keys, so its worker never takes the suite's
 jobs; it shares the suite's registry (with the suite's login) and Traefik, as an install on
@@ -17,13 +18,16 @@ import secrets
 import subprocess
 import tarfile
 import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from tests.e2e.conftest import ROOT, httpd_app, via_traefik, wait_for
+from tests.e2e.restart import restart_engine
 
-pytestmark = pytest.mark.e2e
+# It restarts the engine every test shares: it runs last (tests/e2e/conftest.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.engine_restart]
 
 
 def _install_env(stack: str, keys_dir: str) -> dict[str, str]:
@@ -68,6 +72,24 @@ class Stack:
         out = res.output.decode(errors="replace")
         assert res.exit_code == 0, f"manage.py {' '.join(args)}: {out}"
         return out
+
+    def manage_once_up(self, *args: str, timeout: float = 240) -> str:
+        """`manage` once the stack answers it (after a restart its database and dashboard come
+        back in any order); a command that failed changed nothing, so it is run again."""
+        tried: list[str] = []
+
+        def attempt() -> str | None:
+            c = self.container("dashboard")
+            if c is None:
+                return None
+            res = c.exec_run(["python", "manage.py", *args])
+            tried.append(res.output.decode(errors="replace")[-300:])
+            return res.output.decode(errors="replace") if res.exit_code == 0 else None
+
+        try:
+            return wait_for(attempt, timeout, f"manage.py {' '.join(args)}", interval=2)
+        except AssertionError:
+            raise AssertionError(f"manage.py {' '.join(args)} never worked: {tried[-1:]}") from None
 
     def put_repo(self, repo, name: str) -> str:
         """The sample repository, copied into the stack's data volume (file:// repositories are
@@ -160,3 +182,20 @@ def test_install_survives_killed_tasks_and_keeps_the_queue(
     assert via_traefik(domain) == (200, "v2\n")
     latest = stack.deploys(name)[0]
     assert latest["status"] == "live" and latest["id"] != first["id"], latest
+
+    # The engine restarts (a reboot): the stack comes back by itself with its database, the
+    # app serves again, and a deploy queued as soon as the dashboard is back (before the
+    # worker, the registry and Traefik answer, maybe) is not lost: it goes live.
+    repo.commit({"index.html": "v3\n"})
+    stack.put_repo(repo, name)
+    restarted = time.monotonic()
+    restart_engine(Path(settings.KOYRA_DATA_DIR) / "dockerd.log")
+    stack.manage_once_up("deploy", name)
+    wait_for(lambda: via_traefik(domain) == (200, "v3\n"), 300, "v3 after the engine restart")
+    wait_for(lambda: _dashboard_answers(stack), 120, "the dashboard after the engine restart")
+    # Serving comes a moment before `live` (the stability window): wait for the status too.
+    after = wait_for(
+        lambda: (ds := stack.deploys(name))[0]["status"] == "live" and ds, 120, "v3 to be live"
+    )
+    assert [d["id"] for d in after[1:]] == [latest["id"], first["id"]], after
+    print(f"engine restart to v3 serving: {time.monotonic() - restarted:.0f} s")
