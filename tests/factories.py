@@ -4,21 +4,25 @@ import functools
 
 import factory
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import get_hashers, make_password
 
 from apps.models import App
 from deployments.models import Deploy, Image
 from secrets_vault import crypto
 
-
 PASSWORD = "pw-for-tests-123"
 
 
 @functools.cache
-def _password_hash() -> str:
-    """Hashed once per run: Django's PBKDF2 takes about half a second a user, and the cast of
-    every view test has seven. A real hash all the same, so a login through daphne works."""
-    return make_password(PASSWORD)
+def _password_hash(hasher: str) -> str:
+    """Hashed once per run and hasher: Django's PBKDF2 takes about half a second a user, and
+    the cast of every view test has seven. A real hash of the hasher in use (some modules make
+    MD5 the first), so a login through daphne works."""
+    return make_password(PASSWORD, hasher=hasher)
+
+
+def _first_hasher() -> str:
+    return str(get_hashers()[0].algorithm)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -27,7 +31,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.LazyFunction(_password_hash)
+    password = factory.LazyFunction(lambda: _password_hash(_first_hasher()))
 
 
 class AppFactory(factory.django.DjangoModelFactory):
