@@ -18,10 +18,22 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from deployments.routing import websocket_urlpatterns  # noqa: E402
+from koyra.serial_asgi import SerialASGIHandler  # noqa: E402
+
+# GitHub's deliveries: one thread that keeps its database connection (koyra/serial_asgi.py).
+SERIAL_PREFIXES = ("/webhooks/",)
+_serial_app = SerialASGIHandler()
+_pages_app = ASGIStaticFilesHandler(django_asgi_app)
+
+
+async def http_app(scope, receive, send):
+    app = _serial_app if scope["path"].startswith(SERIAL_PREFIXES) else _pages_app
+    await app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
-        "http": ASGIStaticFilesHandler(django_asgi_app),
+        "http": http_app,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -59,8 +59,10 @@ CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in (_read("CSRF_TRUSTED_ORIGINS", "") or "").split(",") if o.strip()
 ]
 
+# No "daphne" app: it only makes `runserver` serve ASGI (Koyra runs `daphne` itself), and it
+# imports Twisted and Autobahn into every process that sets Django up: ~20 MiB of the
+# worker's and each manage.py command's memory (BENCHMARKS.md, footprint).
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -81,18 +81,26 @@ def webhook_receive(
         return _record(app=app, event=event, outcome=WebhookDelivery.REFUSED, reason=reason)
     decision, outcome, reason = _judge(app=app, event=event, body=payload, kind=content_type)
     commit = decision.commit if decision is not None else ""
-    if _accepted(delivery_id) is not None:
+    queues = outcome == WebhookDelivery.ACCEPTED and decision is not None
+    # One that would queue nothing looks for its accepted original at once; one that would
+    # queue a deploy looks once it holds the app's row, where the original cannot race it.
+    if not queues and _was_accepted(delivery_id):
         return _duplicate(app=app, event=event, delivery_id=delivery_id, commit=commit)
     with transaction.atomic():
-        if outcome == WebhookDelivery.ACCEPTED and decision is not None:
+        if queues and decision is not None:
             App.objects.select_for_update(no_key=True).only("pk").get(pk=app.pk)
-            if _accepted(delivery_id) is not None:  # the one we waited for accepted it
+            if _was_accepted(delivery_id):  # the one we waited for accepted it
                 return _duplicate(app=app, event=event, delivery_id=delivery_id, commit=commit)
             if event == "workflow_run":
                 deploy, reason = _gate(app=app, decision=decision)
                 outcome = WebhookDelivery.ACCEPTED if deploy else WebhookDelivery.IGNORED
         try:
             with transaction.atomic():  # a savepoint: the outer transaction survives the clash
+                # deploy_create enqueues on commit: the job never sees an uncommitted row, and
+                # a clash rolls the deploy back with the savepoint, its enqueue with it.
+                queued = None
+                if outcome == WebhookDelivery.ACCEPTED:
+                    queued = deploy_services.deploy_create(app=app, commit=commit, trigger=event)
                 delivery = _record(
                     app=app,
                     event=event,
@@ -100,13 +108,10 @@ def webhook_receive(
                     reason=reason,
                     commit=commit,
                     delivery_id=delivery_id,
+                    deploy=queued,
                 )
         except IntegrityError:
             return _duplicate(app=app, event=event, delivery_id=delivery_id, commit=commit)
-        if outcome == WebhookDelivery.ACCEPTED:
-            # deploy_create enqueues on commit: the job never sees an uncommitted row.
-            delivery.deploy = deploy_services.deploy_create(app=app, commit=commit, trigger=event)
-            delivery.save(update_fields=["deploy"])
     log.info("webhook %s for %s: %s (%s)", delivery_id, app.name, outcome, reason)
     return delivery
 
@@ -160,6 +165,12 @@ def _gate(*, app: App, decision: github.Decision) -> tuple[bool, str]:
     return True, reason
 
 
+def _was_accepted(delivery_id: str) -> bool:
+    return WebhookDelivery.objects.filter(
+        delivery_id=delivery_id, outcome=WebhookDelivery.ACCEPTED
+    ).exists()
+
+
 def _accepted(delivery_id: str) -> WebhookDelivery | None:
     return WebhookDelivery.objects.filter(
         delivery_id=delivery_id, outcome=WebhookDelivery.ACCEPTED
@@ -174,9 +185,11 @@ def _record(
     reason: str,
     commit: str = "",
     delivery_id: str | None = None,
+    deploy: Deploy | None = None,
 ) -> WebhookDelivery:
     return WebhookDelivery.objects.create(
         app=app,
+        deploy=deploy,
         delivery_id=delivery_id,
         event=event,
         commit=commit,
