@@ -176,6 +176,18 @@ def app_secrets_needed(*, app: App) -> list[str]:
     return selectors.manifest_secrets(app)
 
 
+def app_secret_rows(*, app: App) -> list[dict]:
+    """The app's secrets as its page lists them: each name the manifest needs, set or missing,
+    then the stored ones no manifest lists. Names and dates only, never a token."""
+    stored = dict(Secret.objects.filter(app=app).values_list("key", "updated"))
+    needed = app_secrets_needed(app=app)
+    rows = [{"key": k, "needed": True, "updated": stored.get(k)} for k in needed]
+    rows += [
+        {"key": k, "needed": False, "updated": stored[k]} for k in sorted(stored) if k not in needed
+    ]
+    return rows
+
+
 def app_regenerate_webhook_secret(*, app: App) -> str:
     secret = _webhook_secret()
     app.webhook_secret_token = crypto.encrypt(secret)

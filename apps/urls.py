@@ -15,6 +15,11 @@ urlpatterns = [
         views_settings.app_env_unset,
         name="app-env-unset",
     ),
+    path(
+        "<app:name>/settings/webhook-secret/",
+        views_settings.app_webhook_secret,
+        name="app-webhook-secret",
+    ),
     path("<app:name>/delete/", views_settings.app_delete, name="app-delete"),
     path("<app:name>/deploy/", views.app_deploy, name="app-deploy"),
     path("<app:name>/redeploy/", views.app_redeploy, name="app-redeploy"),

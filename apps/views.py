@@ -61,11 +61,10 @@ def app_new(request):
             for field, msgs in errors.items():
                 form.add_error(field if field in form.fields else None, msgs)
         else:
-            resp = render(
-                request,
-                "apps/created.html",
-                {"app": app, "secret": secret, "url": services.app_webhook_url(app=app)},
-            )
+            url = services.app_webhook_url(app=app)
+            warning = services.app_webhook_url_warning(url=url)
+            context = {"app": app, "secret": secret, "url": url, "webhook_warning": warning}
+            resp = render(request, "apps/created.html", context)
             add_never_cache_headers(resp)  # the webhook secret is shown this once
             return resp
     return render(request, "apps/new.html", {"form": form})
@@ -83,7 +82,7 @@ def app_detail(request, name: str):
         "st": selectors.app_state(app, app_state.replica_counts()),
         **overview,
         "longest": max((timeline.total_seconds(d) for d in overview["deploys"]), default=0),
-        "secrets": app.secrets.only("key", "updated"),  # never the tokens
+        "secret_rows": services.app_secret_rows(app=app),  # never the tokens
         "secret_form": SecretForm(),
         "deliveries": app.deliveries.all()[:20],
         "webhook_url": url,

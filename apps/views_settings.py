@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps import access, services
@@ -38,8 +39,14 @@ def _page(request, app: App, *, form=None, env_form=None, status: int = 200):
         "env": env,
         "secrets_needed": [(k, k in stored) for k in needed],
         "can": access.abilities(request.user, app),
+        **_webhook(app),
     }
     return render(request, "apps/settings.html", context, status=status)
+
+
+def _webhook(app: App) -> dict[str, str]:
+    url = services.app_webhook_url(app=app)
+    return {"url": url, "webhook_warning": services.app_webhook_url_warning(url=url)}
 
 
 def _refused(form, exc: ValidationError) -> None:
@@ -130,3 +137,28 @@ def _delete_page(request, app: App, form: DeleteAppForm):
     status = 400 if form.is_bound else 200
     context = {"app": app, "form": form, "plan": plan, "plan_error": error}
     return render(request, "apps/delete.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def app_webhook_secret(request, name: str):
+    """A new webhook secret: GET asks (the current one stops working at once), POST makes it
+    and shows it this once with its copy button, never cached (as on create)."""
+    app = access.app_for(request.user, name, "settings")
+    if request.method == "GET":
+        context = {
+            "app": app,
+            "heading": f"New webhook secret of {app.name}",
+            "question": f"Replace the webhook secret of {app.name}? The current one stops "
+            "working at once: GitHub's deliveries are refused until its webhook holds the new one.",
+            "note": "The new secret is shown once, on the next page, to paste into GitHub.",
+            "action": request.path,
+            "button": "Make a new secret",
+            "danger": True,
+        }
+        return render(request, "apps/confirm.html", context)
+    secret = services.app_regenerate_webhook_secret(app=app)
+    context = {"app": app, "secret": secret, **_webhook(app)}
+    resp = render(request, "apps/webhook_secret.html", context)
+    add_never_cache_headers(resp)  # the secret is shown this once
+    return resp

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps import access
+from apps import services as app_services
 from apps.models import App
 from secrets_vault import repo_access, services
 from secrets_vault.forms import RepoTokenForm, SecretForm
@@ -39,14 +40,43 @@ def secret_list(request, name: str):
         else:
             messages.success(request, f"{key} set. Redeploy {app.name} to apply it.")
             return _back(app)
-    context = {"app": app, "secrets": app.secrets.only("key", "updated"), "secret_form": form}
+    rows = app_services.app_secret_rows(app=app)
+    context = {"app": app, "secret_rows": rows, "secret_form": form}
     return render(request, "secrets_vault/secrets.html", context)
 
 
-@require_POST
+def _confirm_delete(request, app: App, key: str):
+    """The question naming the secret, and what its absence breaks; or that there is none."""
+    if not app.secrets.filter(key=key).exists():
+        messages.info(request, f"{app.name} has no secret named {key}.")
+        return _back(app)
+    if key in app_services.app_secrets_needed(app=app):
+        note = (
+            "The app's manifest lists it: the next deploy, redeploy or rollback fails "
+            "until it is set again. Running containers keep the value until then."
+        )
+    else:
+        note = "Running containers keep the value until the next deploy, redeploy or rollback."
+    context = {
+        "app": app,
+        "heading": f"Delete the secret {key} of {app.name}",
+        "question": f"Delete the secret {key} of {app.name}? Its value cannot be shown or "
+        "restored: only set again.",
+        "note": note,
+        "action": request.path,
+        "button": f"Delete {key}",
+        "danger": True,
+    }
+    return render(request, "apps/confirm.html", context)
+
+
+@require_http_methods(["GET", "POST"])
 @login_required
 def secret_delete(request, name: str, key: str):
+    """GET asks first, naming the secret; POST (with the CSRF token) deletes it."""
     app = _get_app_for_user(request, name, "secrets")
+    if request.method == "GET":
+        return _confirm_delete(request, app, key)
     if services.secret_delete(app=app, key=key):
         messages.success(request, f"{key} deleted. Redeploy {app.name} to apply it.")
     else:

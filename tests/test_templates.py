@@ -294,7 +294,6 @@ def test_urls_render_as_they_always_did(client, cast, running):
         f"/deploys/{running.pk}/": [
             'href="/apps/shop/"',
             'action="/apps/shop/cancel/"',
-            'hx-post="/apps/shop/cancel/"',
             f'ws-connect="/ws/deploys/{running.pk}/"',
         ],
         "/apps/shop/secrets/": ['href="/apps/shop/"', 'action="/apps/shop/secrets/"'],

@@ -1,4 +1,5 @@
-/* Koyra: the few lines of JavaScript the live deploy page needs on top of htmx + its ws extension. */
+/* Koyra: the few lines of JavaScript the live pages need on top of htmx + its ws extension,
+   and the copy buttons. */
 (function () {
   "use strict";
 
@@ -91,7 +92,54 @@
     });
   }
 
+  // Copy buttons: <button data-copy="ID" hidden> copies the text of the element #ID (the
+  // webhook secret, shown once, and the payload URL). Hidden until this script runs, so a
+  // page without JavaScript shows no button that does nothing. The Clipboard API exists only
+  // in a secure context (https, localhost): over plain http the text is selected and copied
+  // with execCommand, and when even that is refused it stays selected for Ctrl+C.
+  function selectText(el) {
+    var range = document.createRange();
+    range.selectNodeContents(el);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+  function copyBySelection(el) {
+    selectText(el);
+    try {
+      return document.execCommand("copy");
+    } catch (e) {
+      return false;
+    }
+  }
+  function showCopied(button, ok) {
+    var label = button.getAttribute("data-label");
+    if (!label) button.setAttribute("data-label", (label = button.textContent));
+    button.textContent = ok ? "Copied" : "Selected: press Ctrl+C";
+    button.classList.toggle("copied", ok);
+    window.clearTimeout(Number(button.getAttribute("data-timer")));
+    button.setAttribute("data-timer", window.setTimeout(function () {
+      button.textContent = label;
+      button.classList.remove("copied");
+    }, 3000));
+  }
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest && evt.target.closest("button[data-copy]");
+    var el = button && document.getElementById(button.getAttribute("data-copy"));
+    if (!el) return;
+    var text = el.textContent;
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(
+        function () { showCopied(button, true); },
+        function () { showCopied(button, copyBySelection(el)); }
+      );
+    } else {
+      showCopied(button, copyBySelection(el));
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("button[data-copy]").forEach(function (b) { b.hidden = false; });
     var runtime = document.getElementById("runtime-log");
     if (runtime) runtimeLog(runtime);
     var log = document.getElementById("log");

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from deployments.models import Deploy
 from secrets_vault import crypto
 from secrets_vault.models import Secret
 from secrets_vault.services import secret_set
 from tests import base
+from tests.factories import DeployFactory
 
 pytestmark = pytest.mark.django_db
 cast = base.cast  # the fixed cast (tests/base.py) as this module's fixture
@@ -78,10 +82,51 @@ def test_secrets_views_need_a_login(client, cast):
     assert list(Secret.objects.values_list("key", flat=True)) == ["API_KEY"]
 
 
-def test_delete_is_post_only(client, cast):
+# --- delete asks first (issue 15) ----------------------------------------------------------
+
+
+def test_delete_asks_first_naming_the_secret_and_deletes_only_on_post(client, cast):
+    secret_set(app=cast.app, key="API_KEY", value=VALUE)
+    client.force_login(cast.member)
+    app_page = client.get("/apps/shop/").content.decode()
+    assert '<form class="right" method="get" action="/apps/shop/secrets/API_KEY/delete/">' in (
+        app_page
+    )
+    resp = client.get("/apps/shop/secrets/API_KEY/delete/")
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert "Delete the secret API_KEY of shop? Its value cannot be shown or restored" in html
+    assert '<form method="post" action="/apps/shop/secrets/API_KEY/delete/">' in html
+    assert "Running containers keep the value until the next deploy" in html
+    assert VALUE not in html
+    assert Secret.objects.filter(key="API_KEY").exists()  # a GET changes nothing
+    client.post("/apps/shop/secrets/API_KEY/delete/")
+    assert not Secret.objects.exists()
+
+
+def test_the_question_says_when_the_live_manifest_needs_the_secret(client, cast):
+    DeployFactory(app=cast.app, status=Deploy.Status.LIVE, spec={"secrets": ["API_KEY"]})
     secret_set(app=cast.app, key="API_KEY", value=VALUE)
     client.force_login(cast.owner)
-    assert client.get("/apps/shop/secrets/API_KEY/delete/").status_code == 405
+    html = client.get("/apps/shop/secrets/API_KEY/delete/").content.decode()
+    assert "The app&#x27;s manifest lists it: the next deploy, redeploy or rollback" in (html)
+
+
+def test_asking_to_delete_an_unknown_secret_says_so(client, cast):
+    client.force_login(cast.owner)
+    resp = client.get("/apps/shop/secrets/NOPE/delete/", follow=True)
+    assert resp.redirect_chain == [("/apps/shop/#secrets", 302)]
+    assert "shop has no secret named NOPE." in resp.content.decode()
+
+
+@pytest.mark.parametrize(
+    "who,status", [("member", 200), ("admin", 200), ("viewer", 403), ("outsider", 404)]
+)
+def test_the_delete_question_is_for_who_may_delete(client, cast, who, status):
+    secret_set(app=cast.app, key="API_KEY", value=VALUE)
+    client.force_login(getattr(cast, who))
+    assert client.get("/apps/shop/secrets/API_KEY/delete/").status_code == status
+    assert client.put("/apps/shop/secrets/API_KEY/delete/").status_code == 405
     assert Secret.objects.exists()
 
 
@@ -172,3 +217,30 @@ def test_secrets_of_another_app_are_not_touched(client, cast):
     client.force_login(cast.owner)
     client.post("/apps/shop/secrets/API_KEY/delete/")
     assert Secret.objects.filter(app=other).count() == 1
+
+
+@pytest.mark.parametrize("path", ["/apps/shop/", "/apps/shop/secrets/"])
+def test_the_panel_lists_what_the_manifest_needs_set_or_missing_then_the_rest(client, cast, path):
+    """Before anything is live: the first deploy failed for a missing secret, and the page says
+    which one is missing, which is set, and which no manifest lists (issue 15)."""
+    DeployFactory(
+        app=cast.app, status=Deploy.Status.FAILED, manifest_secrets=["DATABASE_URL", "API_KEY"]
+    )
+    secret_set(app=cast.app, key="API_KEY", value=VALUE)
+    secret_set(app=cast.app, key="EXTRA", value="other-value-123")
+    client.force_login(cast.owner)
+    html = client.get(path).content.decode()
+    rows = re.findall(
+        r'<li class="row secret( missing)?" data-secret="(\w+)">(.*?)</li>', html, re.S
+    )
+    assert [(key, bool(missing)) for missing, key, _ in rows] == [
+        ("DATABASE_URL", True),
+        ("API_KEY", False),
+        ("EXTRA", False),
+    ]
+    body = {key: text for _, key, text in rows}
+    assert "missing: the manifest needs it" in body["DATABASE_URL"]
+    assert "delete" not in body["DATABASE_URL"]  # nothing stored to delete
+    assert "set " in body["API_KEY"] and "no manifest lists it" not in body["API_KEY"]
+    assert "no manifest lists it" in body["EXTRA"]
+    assert VALUE not in html and "other-value-123" not in html
