@@ -95,7 +95,13 @@ class Rollout:
         self._undo()
         errors = result.task_errors
         detail = f" ({'; '.join(errors[-3:])})" if errors else ""
-        why = health.unhealthy_reason(self.spec, probes) or f"{message}{detail}"
+        # A task that exited by itself (not killed by the engine for being unhealthy) crashed:
+        # Swarm's words say so better than a probe that failed while it went down, even when a
+        # later task of the slot ended up unhealthy on a loaded machine.
+        crashed = any("non-zero exit" in e and "unhealthy container" not in e for e in errors)
+        why = (
+            "" if crashed else health.unhealthy_reason(self.spec, probes)
+        ) or f"{message}{detail}"
         keep = "the previous version keeps serving" if self.previous else "no version was live"
         raise RolloutFailed(f"rollout failed: {why}; {keep}")
 

@@ -250,6 +250,22 @@ def test_a_failure_that_is_not_the_healthcheck_keeps_swarms_words(swarm, probes)
         r.wait()
 
 
+def test_a_crash_is_named_even_when_a_later_task_of_the_slot_turned_unhealthy(swarm):
+    """The new version crashed (exit 1) and was restarted; on a loaded machine the restarted
+    task's probes then failed too: the crash is the reason, in Swarm's words."""
+    wait = swarm[0]
+    wait.return_value = engine.Rollout(False, "Swarm rolled the update back: x", [CRASH, UNHEALTHY])
+    _, r = _rollout()
+    r.spec = ReleaseSpec.from_json({**SPEC, "healthcheck": {"cmd": "true", "interval": 1}})
+    with (
+        patch.object(engine, "task_probes", autospec=True, return_value=[_probe(137, "")]),
+        pytest.raises(rollout.RolloutFailed) as exc,
+    ):
+        r.wait()
+    assert "non-zero exit (1)" in str(exc.value)
+    assert "the healthcheck" not in str(exc.value)
+
+
 def test_an_output_is_bounded():
     from deployments import health
 
