@@ -57,7 +57,7 @@ class Rollout:
         """Return once every task runs this release, healthy, and the update completed; raise
         RolloutFailed (after putting the live release back) otherwise."""
         self._converge()
-        self._wait_routed()
+        self._wait_routed(self.spec)
 
     def _converge(self) -> None:
         marker = str(self.deploy_id)
@@ -124,6 +124,9 @@ class Rollout:
             )
             engine.service_apply(svc, force=True)
         self._wait_previous_back(spec.replicas)
+        # Swarm's rollback may have started the previous release in new containers (new
+        # addresses): "the previous version keeps serving" is said once Traefik routes it again.
+        self._wait_routed(spec)
 
     def _wait_previous_back(self, replicas: int) -> None:
         """Swarm says `rollback_completed` while the slot of a task that crashed may still wait
@@ -151,10 +154,10 @@ class Rollout:
             time.sleep(POLL_SECONDS)
         self.log(f"the previous release did not run {replicas} task(s) within {UNDO_WAIT_SECONDS}s")
 
-    def _wait_routed(self) -> None:
-        """A first deploy is served only once Traefik's next poll of the Swarm has seen it:
-        wait for that (briefly, never failing the deploy) so `live` means reachable."""
-        spec = self.spec
+    def _wait_routed(self, spec: ReleaseSpec) -> None:
+        """A first deploy (or a release put back) is served only once Traefik's next poll of
+        the Swarm has seen it: wait for that (briefly, never failing the deploy) so `live`, or
+        "keeps serving", means reachable."""
         if not spec.domains or engine.service_get(cluster.TRAEFIK_SERVICE) is None:
             return
         host = spec.domains[0]
