@@ -30,6 +30,41 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
+def keep_registry_login() -> None:
+    """Call before cluster.cluster_bootstrap. The engine is shared with whatever else runs on
+    it (a test suite, `make run`): bootstrapping with this run's fresh login would re-key the
+    running registry under them, and their pushes would fail with 401. So the login the
+    running registry takes is copied into this run's data dir when it is found on this
+    machine; if not, say so (the registry is re-keyed, as any new control plane would)."""
+    import json
+    import shutil
+
+    from deployments import cluster, registry_auth
+    from deployments.boundaries import engine, registry
+
+    attrs = engine.service_get(cluster.REGISTRY_SERVICE)
+    if not attrs:
+        return
+    spec = attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    mounted = {x.get("SecretName") for x in spec.get("Secrets") or []}
+    candidates = [*ROOT.glob("data/**/registry-auth.json"), *Path("/tmp").glob("*/data/*/")]
+    for path in candidates:
+        path = path / "registry-auth.json" if path.is_dir() else path
+        try:
+            creds = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(creds, dict) and registry_auth.secret_name(creds) in mounted:
+            shutil.copyfile(path, registry.auth_path())
+            registry.auth_path().chmod(0o600)
+            return
+    print(
+        "benchmark: the running registry's login is not on this machine: bootstrapping "
+        "re-keys the registry (a test run using it sees 401 until it bootstraps again)",
+        file=sys.stderr,
+    )
+
+
 def write_section(name: str, body: str) -> None:
     """Replace (or add) the `## name` section of BENCHMARKS.md."""
     path = ROOT / "BENCHMARKS.md"

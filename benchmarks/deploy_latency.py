@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import setup_django, write_section
+from _common import keep_registry_login, setup_django, write_section
 
 os.environ.setdefault("KOYRA_HTTP_PORT", "18080")
 setup_django()
@@ -51,6 +51,7 @@ def main() -> None:
     settings.KOYRA_REGISTRY_IMAGE = local_images.registry_image()
     settings.KOYRA_TRAEFIK_IMAGE = local_images.traefik_image()
     base = local_images.base_image()
+    keep_registry_login()
     cluster.cluster_bootstrap(say=lambda s: None)
     name = f"bench-{secrets.token_hex(3)}"
     rows = []

@@ -59,8 +59,8 @@ def writer(deploy_id: int, n: int, pace: float) -> None:
 
 
 def build_writer(deploy_id: int, context: str, out: str) -> None:
-    """The worker's side of a real build: engine.build as the pipeline calls it, each line
-    handed to DeployLog; records when each line was read from the engine's stream."""
+    """The worker's side of a real build: engine.build as the pipeline calls it (lines handed
+    to DeployLog in batches); records when each line was read from the engine's stream."""
     from deployments.boundaries import engine
 
     log = logstream.DeployLog(Deploy.objects.get(pk=deploy_id))
@@ -72,9 +72,15 @@ def build_writer(deploy_id: int, context: str, out: str) -> None:
 
     tag = f"koyra-bench/loglines:{os.getpid()}"
     t = time.perf_counter()
-    engine.build(
-        context=context, dockerfile="Dockerfile", tag=tag, buildargs={}, labels={}, on_line=on_line
-    )
+    with log.batched():  # as pipeline._build_image
+        engine.build(
+            context=context,
+            dockerfile="Dockerfile",
+            tag=tag,
+            buildargs={},
+            on_line=on_line,
+            on_quiet=log.flush,
+        )
     seconds = time.perf_counter() - t
     engine.image_remove(tag)
     Path(out).write_text(json.dumps({"seconds": seconds, "read": read}))

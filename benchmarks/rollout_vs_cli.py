@@ -43,7 +43,7 @@ os.environ.setdefault("KOYRA_KEEP_RELEASES", "20")
 os.environ.setdefault("KOYRA_DATA_DIR", tempfile.mkdtemp(prefix="koyra-bench-rollout-"))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 
-from _common import ROOT, setup_django, write_section
+from _common import ROOT, keep_registry_login, setup_django, write_section
 
 setup_django()
 
@@ -91,6 +91,7 @@ def e2e_lock(what: str):
         print(f"[{what}] lock after {time.monotonic() - t:.0f}s", flush=True)
         try:
             # Whoever held it last may have made another registry login: ours again.
+            keep_registry_login()
             assert cluster.cluster_bootstrap(say=lambda s: None), "bootstrap failed"
             yield
         finally:

@@ -5,7 +5,7 @@ one and with a manual `docker build` by argv on the same clone right after it, a
 code-only change so it does the same work (dependency layer from the cache, one new COPY
 layer), with the same layer cache: the classic builder, which Koyra's engine.build drives
 (DOCKER_BUILDKIT=0; BuildKit keeps a separate cache). Also shown: the manual build with
-nothing changed (the floor) and with Koyra's two image labels. Targets: warm build <= 0.2x
+nothing changed (the floor). Targets: warm build <= 0.2x
 cold and <= 1.1x manual (medians).
 
 Run: .venv/bin/python benchmarks/warm_rebuild.py [warm runs, default 3] (needs the engine in
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import setup_django, write_section
+from _common import keep_registry_login, setup_django, write_section
 
 os.environ.setdefault("KOYRA_HTTP_PORT", "18080")
 setup_django()
@@ -54,10 +54,10 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def manual_build(repo: Path, tag: str, *labels: str) -> float:
+def manual_build(repo: Path, tag: str) -> float:
     t = time.perf_counter()
     subprocess.run(
-        ["docker", "build", "-q", "-t", tag, *(f"--label={x}" for x in labels), "."],
+        ["docker", "build", "-q", "-t", tag, "."],
         cwd=repo,
         env={**os.environ, "DOCKER_BUILDKIT": "0"},
         check=True,
@@ -83,6 +83,7 @@ def main() -> int:
     settings.KOYRA_REGISTRY_IMAGE = local_images.registry_image()
     settings.KOYRA_TRAEFIK_IMAGE = local_images.traefik_image()
     base = local_images.base_image()
+    keep_registry_login()
     cluster.cluster_bootstrap(say=lambda s: None)
     name = f"bench-warm-{secrets.token_hex(3)}"
     manual_tag = f"koyra-bench/manual:{secrets.token_hex(3)}"
@@ -108,10 +109,7 @@ def main() -> int:
                 (repo / "index.html").write_text(f"manual {i} {time.time()}\n")
                 manual = manual_build(repo, manual_tag)
                 noop = manual_build(repo, manual_tag)  # everything cached: the floor
-                # By hand with the two labels Koyra puts on its image (koyra.app, .commit).
-                (repo / "index.html").write_text(f"labelled {i} {time.time()}\n")
-                labelled = manual_build(repo, manual_tag, f"koyra.app={name}", f"koyra.commit={i}")
-                rows.append((total, st, manual, noop, labelled))
+                rows.append((total, st, manual, noop))
         finally:
             engine.service_remove(app.service_name)
             built = subprocess.run(
@@ -122,21 +120,20 @@ def main() -> int:
             mine = [r for r in built if r.startswith(f"{settings.KOYRA_REGISTRY}/{name}:")]
             subprocess.run(["docker", "image", "rm", "-f", manual_tag, *mine], capture_output=True)
     cold_build = cold["build"]
-    warm = [st["build"] for _, st, _, _, _ in rows]
-    by_hand = [m for _, _, m, _, _ in rows]
+    warm = [st["build"] for _, st, _, _ in rows]
+    by_hand = [m for _, _, m, _ in rows]
     ratio_cold = statistics.median(warm) / cold_build
     ratio_manual = statistics.median(w / m for w, m in zip(warm, by_hand, strict=True))
     ok = ratio_cold <= 0.2 and ratio_manual <= 1.1
     table = (
-        "| deploy | total s | build s (Deploy.stages) | manual s | build / manual | no-op s"
-        " | manual + labels s |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "| deploy | total s | build s (Deploy.stages) | manual s | build / manual | no-op s |\n"
+        "|---|---|---|---|---|---|\n"
         f"| cold (dependency layer sleeps {DEPS_SECONDS} s) | {cold_total:.1f} | "
-        f"{cold_build:.2f} | - | - | - | - |\n"
+        f"{cold_build:.2f} | - | - | - |\n"
     )
-    for i, (total, st, m, noop, lab) in enumerate(rows, 1):
+    for i, (total, st, m, noop) in enumerate(rows, 1):
         table += f"| warm {i} (code-only change) | {total:.1f} | {st['build']:.2f} | {m:.2f} | "
-        table += f"{st['build'] / m:.2f} | {noop:.2f} | {lab:.2f} |\n"
+        table += f"{st['build'] / m:.2f} | {noop:.2f} |\n"
     write_section(
         "Warm rebuild through the pipeline (benchmarks/warm_rebuild.py)",
         f"""

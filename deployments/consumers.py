@@ -124,15 +124,17 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=html)
         return finished
 
-    async def log_line(self, event):
-        seq = event["seq"]
-        if seq <= self.sent:
+    async def log_lines(self, event):
+        """Lines stored together, in order (logstream.DeployLog.flush)."""
+        lines = event["lines"]
+        if not lines or lines[-1]["seq"] <= self.sent:
             return
-        if seq > self.sent + 1:
-            await self._catch_up(upto=seq)
+        if lines[0]["seq"] > self.sent + 1:
+            await self._catch_up(upto=lines[-1]["seq"])
             return
-        self.sent = seq
-        await self.send(text_data=fragments.log_append([event]))
+        fresh = [x for x in lines if x["seq"] > self.sent]
+        self.sent = fresh[-1]["seq"]
+        await self.send(text_data=fragments.log_append(fresh))
 
     async def deploy_status(self, event):
         # The worker stores (and relays) every line before the status change that follows

@@ -249,15 +249,18 @@ class _Pipeline:
         args = m.build_args({**m.env, **app.env})
         if args:
             self.log(f"build args: {', '.join(sorted(args))}")
-        engine.build(
-            context=str(context),
-            dockerfile=dockerfile,
-            tag=ref,
-            buildargs=args,
-            labels={"koyra.app": app.name, "koyra.commit": d.commit},
-            on_line=self.log,
-            should_stop=self.should_stop,
-        )
+        # No labels: the classic builder would commit one more step for them, on every push
+        # (the deploy records app and commit; nothing reads them from the image).
+        with self.log.batched():
+            engine.build(
+                context=str(context),
+                dockerfile=dockerfile,
+                tag=ref,
+                buildargs=args,
+                on_line=self.log,
+                on_quiet=self.log.flush,
+                should_stop=self.should_stop,
+            )
         d.finish_stage("build")
         return ref
 
@@ -268,7 +271,10 @@ class _Pipeline:
             registry.wait_ready(settings.KOYRA_REGISTRY_WAIT_SECONDS, on_wait=self.log)
         except registry.RegistryError as exc:
             raise DeployFailed(f"push to the registry failed: {exc}") from None
-        digest = engine.push(ref=ref, on_line=self.log, auth=registry.credentials())
+        with self.log.batched():
+            digest = engine.push(
+                ref=ref, on_line=self.log, on_quiet=self.log.flush, auth=registry.credentials()
+            )
         info = engine.image_inspect(ref)
         image = Image.objects.create(
             app=self.app, ref=ref, digest=digest, commit=d.commit, size=info.get("Size") or 0
@@ -310,12 +316,14 @@ class _Pipeline:
             steps=steps,
             secret_refs=self._secret_refs(spec.secrets),
         )
-        code = engine.run_job(
-            job,
-            on_line=self.log,
-            should_stop=self.should_stop,
-            timeout=max(1.0, self.deadline - time.monotonic()),
-        )
+        with self.log.batched():
+            code = engine.run_job(
+                job,
+                on_line=self.log,
+                on_quiet=self.log.flush,
+                should_stop=self.should_stop,
+                timeout=max(1.0, self.deadline - time.monotonic()),
+            )
         if code != 0:
             raise DeployFailed(
                 f"release step failed with exit code {code}; the service was not changed"

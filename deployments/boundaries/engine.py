@@ -12,12 +12,13 @@ import functools
 import hashlib
 import json
 import os
+import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import docker
 import docker.auth
@@ -36,6 +37,11 @@ from docker.types import (
 )
 
 LineCallback = Callable[[str], None]
+# Called when a stream has said nothing for QUIET_SECONDS: a line sink that batches (the
+# deploy log) hands on what it holds, so the last lines before a long silent step are seen now.
+QuietCallback = Callable[[], None]
+QUIET_SECONDS = 0.05
+_T = TypeVar("_T")
 SPEC_HASH_LABEL = "koyra.spec-hash"
 
 
@@ -638,6 +644,46 @@ def _watch(should_stop: Callable[[], bool], handle: _Abortable, done: threading.
             return
 
 
+def _paced(stream: Iterable[_T], on_quiet: QuietCallback | None) -> Iterator[_T]:
+    """The items of `stream` as they come. With `on_quiet`, the stream is read on a helper
+    thread and `on_quiet` runs on this one whenever QUIET_SECONDS pass without an item (this
+    thread may be the only one allowed to touch what the sink writes to, e.g. the database).
+    An error of the stream is raised here, as it was raised there."""
+    if on_quiet is None:
+        yield from stream
+        return
+    end = object()
+    items: queue.SimpleQueue[tuple[Any, BaseException | None]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def _read() -> None:
+        try:
+            for item in stream:
+                items.put((item, None))
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed over: raised on the consuming thread
+            items.put((end, exc))
+            return
+        items.put((end, None))
+
+    threading.Thread(target=_read, daemon=True).start()
+    try:
+        while True:
+            try:
+                item, exc = items.get(timeout=QUIET_SECONDS)
+            except queue.Empty:
+                on_quiet()
+                continue
+            if item is end:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+
+
 def _streaming_api(handle: _Abortable) -> docker.APIClient:
     """A private API client whose streaming responses `handle` can cut."""
     api = docker.from_env(timeout=3600, version=client().api.api_version).api
@@ -690,13 +736,15 @@ def build(
     dockerfile: str,
     tag: str,
     buildargs: dict[str, str],
-    labels: dict[str, str],
+    labels: dict[str, str] | None = None,
     on_line: LineCallback,
+    on_quiet: QuietCallback | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> str:
     """docker build with the daemon's layer cache; every output line goes to on_line as it
-    comes. Returns the image id. Nothing per-deploy goes into the build (labels are applied
-    by the daemon after the last step, so they do not bust the layer cache)."""
+    comes (and on_quiet runs when the build is silent, see _paced). Returns the image id.
+    Nothing per-deploy should go into the build: `labels` cost the classic builder one more
+    committed step after the last instruction (they do not bust the layer cache)."""
     _check_context(context, dockerfile)
     handle = _Abortable()
     done = threading.Event()
@@ -716,7 +764,7 @@ def build(
             forcerm=True,
             pull=False,
         )
-        for chunk in stream:
+        for chunk in _paced(stream, on_quiet):
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                 raise EngineError(f"docker build failed: {detail.strip()}")
@@ -797,7 +845,13 @@ def image_has(ref: str, path: str) -> bool:
             api.remove_container(c["Id"], force=True)
 
 
-def push(*, ref: str, on_line: LineCallback, auth: dict[str, str] | None = None) -> str:
+def push(
+    *,
+    ref: str,
+    on_line: LineCallback,
+    on_quiet: QuietCallback | None = None,
+    auth: dict[str, str] | None = None,
+) -> str:
     """Push to the registry, reading every chunk: an error inside a 200 stream is a failure.
     `auth` ({"username", "password"}) is the registry login, for this push only. Returns the
     registry's digest of the manifest."""
@@ -806,7 +860,7 @@ def push(*, ref: str, on_line: LineCallback, auth: dict[str, str] | None = None)
     last_status: dict[str, str] = {}
     try:
         stream = client().api.push(repo, tag=tag, stream=True, decode=True, auth_config=auth)
-        for chunk in stream:
+        for chunk in _paced(stream, on_quiet):
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                 raise EngineError(f"push to the registry failed: {detail}")
@@ -848,6 +902,7 @@ def run_job(
     spec: ServiceSpec,
     *,
     on_line: LineCallback,
+    on_quiet: QuietCallback | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     timeout: float = 1800,
 ) -> int:
@@ -863,7 +918,9 @@ def run_job(
         task = _job_task(spec.name, should_stop, deadline, lambda t: _container_id(t))
         cid = _container_id(task)
         if cid:
-            _follow_logs(cid, on_line, lambda: should_stop() or time.monotonic() > deadline)
+            _follow_logs(
+                cid, on_line, on_quiet, lambda: should_stop() or time.monotonic() > deadline
+            )
         task = _job_task(spec.name, should_stop, deadline, _task_ended)
         status = task.get("Status", {})
         code = (status.get("ContainerStatus") or {}).get("ExitCode")
@@ -901,7 +958,12 @@ def _job_task(
         time.sleep(0.3)
 
 
-def _follow_logs(container_id: str, on_line: LineCallback, should_stop: Callable[[], bool]) -> None:
+def _follow_logs(
+    container_id: str,
+    on_line: LineCallback,
+    on_quiet: QuietCallback | None,
+    should_stop: Callable[[], bool],
+) -> None:
     """Stream a container's output until it exits; kill it when should_stop says so."""
     try:
         container = client().containers.get(container_id)
@@ -920,7 +982,7 @@ def _follow_logs(container_id: str, on_line: LineCallback, should_stop: Callable
     out = _LineBuffer(on_line)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     try:
-        for chunk in container.logs(stream=True, follow=True):
+        for chunk in _paced(container.logs(stream=True, follow=True), on_quiet):
             out.feed(decoder.decode(chunk))
     except docker.errors.APIError:
         pass

@@ -88,9 +88,9 @@ def test_a_user_who_may_see_the_app_gets_the_backlog_then_live_lines_in_order(ca
         assert '<section id="summary"' in summary and 'hx-swap-oob="true"' in summary
         assert '<span id="status" class="badge s-building">building</span>' in summary
         await _emit(running, "three", "four\nfive", "six")
-        got = [await comm.receive_from() for _ in range(4)]
-        assert [s for m in got for s in _seqs(m)] == [3, 4, 5, 6]
-        assert ">five</div>" in got[2]
+        got = [await comm.receive_from() for _ in range(3)]  # one message per call
+        assert [_seqs(m) for m in got] == [[3], [4, 5], [6]]
+        assert ">five</div>" in got[1]
         await comm.receive_nothing()
         await comm.disconnect()
 
@@ -167,11 +167,40 @@ def test_a_line_relayed_twice_is_sent_once(cast, running):
         assert seqs == [1, 2]
         layer = get_channel_layer()
         await layer.group_send(
-            logstream.group_name(running.pk), {"type": "log.line", "seq": 2, "text": "two"}
+            logstream.group_name(running.pk),
+            {"type": "log.lines", "lines": [{"seq": 2, "text": "two"}]},
         )
         await comm.receive_nothing()
         await _emit(running, "three")
         assert _seqs(await comm.receive_from()) == [3]
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_batch_that_overlaps_what_was_sent_sends_only_its_new_lines(cast, running):
+    headers = [ORIGIN, _session(cast.owner)]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        assert (await _lines_then_summary(comm))[0] == [1, 2]
+
+        def stored_then_relayed_with_one_already_sent():
+            for seq, text in ((3, "three"), (4, "four")):
+                LogLine.objects.create(deploy_id=running.pk, seq=seq, text=text)
+            lines = [{"seq": 2, "text": "two"}, {"seq": 3, "text": "three"}]
+            logstream._send(
+                running.pk, {"type": "log.lines", "lines": [*lines, {"seq": 4, "text": "four"}]}
+            )
+
+        await database_sync_to_async(stored_then_relayed_with_one_already_sent)()
+        got = await comm.receive_from()
+        assert _seqs(got) == [3, 4] and "four" in got and "two" not in got
+        await _emit(running, "five", "six")
+        assert _seqs(await comm.receive_from()) == [5]
+        assert _seqs(await comm.receive_from()) == [6]
+        await comm.receive_nothing()
         await comm.disconnect()
 
     async_to_sync(scenario)()

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from deployments import logstream
 from deployments.boundaries import engine
-from deployments.models import LogLine
+from deployments.models import Deploy, LogLine
+from deployments.transitions import transition
 from tests.factories import DeployFactory
+
+Status = Deploy.Status
 
 SECRET = "sk_live_0123456789abcdef"
 OTHER = "hunter2-db-password"
@@ -52,7 +57,7 @@ def test_deploy_log_stores_and_relays_only_redacted_lines(monkeypatch):
     log.line("four")
     stored = list(LogLine.objects.filter(deploy=deploy).values_list("seq", "text"))
     assert stored == [(1, "one ****"), (2, "two"), (3, "**** three"), (4, "four")]
-    assert [m["text"] for m in sent] == [text for _, text in stored]
+    assert [x["text"] for m in sent for x in m["lines"]] == [text for _, text in stored]
     assert SECRET not in deploy.log_text
 
 
@@ -99,3 +104,138 @@ def test_line_buffer_into_deploy_log_stores_no_split_value(monkeypatch):
         out.feed(chunk)
     out.flush()
     assert deploy.log_text == "release: **** and ****"
+
+
+@pytest.fixture
+def relayed(monkeypatch):
+    sent: list[list[tuple[int, str]]] = []
+
+    def _send(deploy_id, message):
+        if message["type"] == "log.lines":
+            sent.append([(x["seq"], x["text"]) for x in message["lines"]])
+        else:
+            sent.append([(0, message["status"])])
+
+    monkeypatch.setattr(logstream, "_send", _send)
+    return sent
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """logstream's monotonic clock, moved by hand."""
+    now = [1000.0]
+    monkeypatch.setattr(logstream, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    return now
+
+
+def _stored(deploy) -> list[tuple[int, str]]:
+    return list(deploy.log_lines.order_by("seq").values_list("seq", "text"))
+
+
+@pytest.mark.django_db
+def test_outside_a_batch_every_line_is_stored_and_relayed_at_once(relayed, clock):
+    deploy = DeployFactory()
+    log = logstream.DeployLog(deploy)
+    for text in ("one", "two", "three"):
+        log(text)
+    assert relayed == [[(1, "one")], [(2, "two")], [(3, "three")]]
+    assert _stored(deploy) == [(1, "one"), (2, "two"), (3, "three")]
+
+
+@pytest.mark.django_db
+def test_a_burst_inside_a_batch_is_stored_and_relayed_together(relayed, clock):
+    deploy = DeployFactory()
+    log = logstream.DeployLog(deploy)
+    with log.batched():
+        log("first")  # after a quiet spell: at once
+        assert relayed == [[(1, "first")]]
+        for i in range(2, 6):
+            log(f"line {i}")  # within BATCH_SECONDS of the last hand-over: held
+        assert relayed == [[(1, "first")]] and _stored(deploy) == [(1, "first")]
+        clock[0] += logstream.BATCH_SECONDS * 1.5
+        log("line 6")  # the window is over: everything held goes, in one message
+        assert relayed[1] == [(i, f"line {i}") for i in range(2, 7)]
+        log("line 7")
+    assert relayed[2] == [(7, "line 7")]  # the end of the batch hands on the rest
+    assert _stored(deploy) == [(1, "first"), *((i, f"line {i}") for i in range(2, 8))]
+
+
+@pytest.mark.django_db
+def test_a_batch_goes_when_it_is_full_of_lines_or_of_characters(relayed, clock):
+    deploy = DeployFactory()
+    log = logstream.DeployLog(deploy)
+    with log.batched():
+        log("start")
+        log("\n".join(f"n{i}" for i in range(logstream.BATCH_LINES)))
+        assert len(relayed) == 2 and len(relayed[1]) == logstream.BATCH_LINES
+        log("x" * 5000)
+        assert len(relayed) == 2
+        for _ in range(logstream.BATCH_CHARS // 5000):
+            log("x" * 5000)
+        assert len(relayed) == 3
+        assert sum(len(t) for _, t in relayed[2]) >= logstream.BATCH_CHARS
+    assert [s for batch in relayed for s, _ in batch] == list(range(1, log.seq + 1))
+
+
+@pytest.mark.django_db
+def test_a_status_change_hands_on_the_held_lines_first(relayed, clock):
+    deploy = DeployFactory(status=Status.BUILDING)
+    log = logstream.DeployLog(deploy)
+    with log.batched():
+        log("step 1")
+        log("step 2")  # held
+        assert transition(deploy, Status.FAILED, reason="boom", log=log, line="!! boom")
+        assert relayed == [[(1, "step 1")], [(2, "step 2"), (3, "!! boom")], [(0, "failed")]]
+    assert _stored(deploy) == [(1, "step 1"), (2, "step 2"), (3, "!! boom")]
+
+
+@pytest.mark.django_db
+def test_a_new_log_of_the_same_deploy_hands_on_what_the_earlier_one_holds(relayed, clock):
+    deploy = DeployFactory()
+    first = logstream.DeployLog(deploy)
+    with first.batched():
+        first("a")
+        first("b")  # held when the run breaks off and a safety net writes
+        second = logstream.DeployLog(deploy)
+        second("c")
+    assert _stored(deploy) == [(1, "a"), (2, "b"), (3, "c")]
+
+
+def test_paced_reads_on_a_helper_thread_and_calls_on_quiet_here_while_nothing_comes():
+    import threading
+    import time
+
+    gate = threading.Event()
+    quiet_threads: list[str] = []
+
+    def stream():
+        yield "a"
+        gate.wait(5)
+        yield "b"
+
+    def on_quiet():
+        quiet_threads.append(threading.current_thread().name)
+        if len(quiet_threads) >= 3:
+            gate.set()
+
+    t = time.monotonic()
+    assert list(engine._paced(stream(), on_quiet)) == ["a", "b"]
+    assert len(quiet_threads) >= 3 and set(quiet_threads) == {threading.current_thread().name}
+    assert time.monotonic() - t < 4
+
+
+@pytest.mark.parametrize("error", [engine.EngineError("lost"), OSError("reset"), ValueError("x")])
+def test_paced_raises_the_streams_error_here(error):
+    def stream():
+        yield 1
+        raise error
+
+    got = []
+    with pytest.raises(type(error)) as caught:
+        for item in engine._paced(stream(), lambda: None):
+            got.append(item)
+    assert got == [1] and caught.value is error
+
+
+def test_paced_without_on_quiet_is_the_stream_itself():
+    assert list(engine._paced(iter([1, 2, 3]), None)) == [1, 2, 3]

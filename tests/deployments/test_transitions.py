@@ -61,7 +61,7 @@ def test_the_line_is_stored_before_the_status_is_relayed_and_only_when_it_moved(
     d = DeployFactory(status=Status.DEPLOYING)
     log = logstream.DeployLog(d)
     assert transition(d, Status.LIVE, log=log, line="live: now")
-    assert [m.get("type") for _, m in relayed] == ["log.line", "deploy.status"]
+    assert [m.get("type") for _, m in relayed] == ["log.lines", "deploy.status"]
     assert not transition(d, Status.LIVE, log=log, line="live: again")
     assert d.log_text == "live: now"
 

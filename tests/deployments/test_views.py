@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from deployments import fragments, logstream
@@ -129,6 +130,27 @@ def test_the_same_partial_renders_a_line_for_page_websocket_and_sse(client, cast
     assert line in html
     assert line in fragments.log_append([{"seq": 2, "text": "Step 1/4 : FROM busybox"}])
     assert fragments.log_line(1, "<i>") == '<div class="ln" data-seq="1">&lt;i&gt;</div>'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "plain",
+        "<script>alert('x')</script> & \"quoted\"",
+        "{{ not.a.variable }} {% tag %} %s {} {0}",
+        "ünïcödé → ✓ \u200b tab\there",
+        "&amp; already escaped &lt;",
+        "x" * 9000,
+    ],
+)
+def test_live_lines_are_built_exactly_as_the_pages_partial_renders_them(text):
+    lines = [{"seq": 7, "text": text}, {"seq": 8, "text": text[::-1]}]
+    page = render_to_string(f"{fragments.PAGE}#log-line", {"line": lines[0]})
+    assert fragments.log_line(7, text) == page
+    assert fragments.log_append(lines) == render_to_string(
+        f"{fragments.PAGE}#log-append", {"lines": lines}
+    )
 
 
 def test_the_status_fragment_is_an_out_of_band_swap_of_the_summary(cast, deploy):
