@@ -41,7 +41,6 @@ def main() -> None:
                 dockerfile="Dockerfile",
                 tag=tag,
                 buildargs={},
-                labels={},
                 on_line=lines.append,
             )
             timings[label] = time.perf_counter() - t
@@ -57,7 +56,7 @@ def main() -> None:
 | rebuild after a source-only change | {warm:.2f} |
 
 Steps served from the cache on the rebuild: {cached}. Speed-up: {cold / warm:.1f}x.
-Koyra passes nothing per-deploy into the build (labels are applied after the last step), so
+Koyra passes nothing per-deploy into the build (no labels; build args only as the manifest says), so
 the dependency layer is reused on every push that leaves it unchanged.
 """,
     )

@@ -239,3 +239,34 @@ def test_paced_raises_the_streams_error_here(error):
 
 def test_paced_without_on_quiet_is_the_stream_itself():
     assert list(engine._paced(iter([1, 2, 3]), None)) == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_lines_held_when_a_stream_goes_silent_are_stored_and_relayed_during_the_silence(relayed):
+    """A build prints a burst, then a step runs for a long time without a word: the end of the
+    burst must reach viewers now, not when the step ends."""
+    import threading
+
+    deploy = DeployFactory()
+    log = logstream.DeployLog(deploy)
+    step_may_end = threading.Event()
+    seen_during_silence: list[list[tuple[int, str]]] = []
+
+    def build_output():
+        yield from ("Step 1/2 : RUN make", "compiling a", "compiling b")
+        step_may_end.wait(10)
+        yield "Step 2/2 : CMD run"
+
+    def on_quiet():
+        log.flush()
+        if not step_may_end.is_set():
+            seen_during_silence.append(_stored(deploy))
+            step_may_end.set()
+
+    with log.batched():
+        for text in engine._paced(build_output(), on_quiet):
+            log(text)
+    assert seen_during_silence == [
+        [(1, "Step 1/2 : RUN make"), (2, "compiling a"), (3, "compiling b")]
+    ]
+    assert [s for batch in relayed for s, _ in batch] == [1, 2, 3, 4]
