@@ -14,6 +14,7 @@ in order: they never wait on each other's SQLite write lock either.
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,8 +39,21 @@ class SerialASGIHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
+        # As Django's own handler does (listen_for_disconnect): a sender that hung up while its
+        # request waited for its turn (GitHub gives up after 10 s) is not served. Its delivery
+        # counts as failed on GitHub's side, so handling it would deploy what GitHub reports
+        # as not delivered, and an overload would be prolonged by work nobody waits for.
+        gone = threading.Event()
+        listener = asyncio.ensure_future(_hang_up(receive, gone))
         loop = asyncio.get_running_loop()
-        response = await loop.run_in_executor(self.executor, self.respond, scope, body_file)
+        try:
+            response = await loop.run_in_executor(
+                self.executor, self.respond, scope, body_file, gone
+            )
+        finally:
+            listener.cancel()
+        if response is None:
+            return
         try:
             await self.send_response(response, send)
         finally:
@@ -47,9 +61,14 @@ class SerialASGIHandler(ASGIHandler):
             # thread, which holds no connection: the handler thread's stays open.
             response.close()
 
-    def respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
-        """The response to one request, on the handler's thread."""
+    def respond(
+        self, scope: dict[str, Any], body_file: Any, gone: threading.Event | None = None
+    ) -> HttpResponseBase | None:
+        """The response to one request, on the handler's thread (None: its sender left
+        before its turn, and it was not handled)."""
         try:
+            if gone is not None and gone.is_set():
+                return None
             _drop_unusable_connections()
             set_script_prefix(get_script_prefix(scope))
             request, error = self.create_request(scope, body_file)
@@ -60,6 +79,13 @@ class SerialASGIHandler(ASGIHandler):
         finally:
             body_file.close()
             _drop_failed_connections()
+
+
+async def _hang_up(receive: Any, gone: threading.Event) -> None:
+    """Sets `gone` when the client disconnects (the only message after a request's body)."""
+    message = await receive()
+    if message.get("type") == "http.disconnect":
+        gone.set()
 
 
 def _drop_failed_connections() -> None:

@@ -132,3 +132,67 @@ def test_a_kept_connection_the_server_closed_is_replaced_before_the_next_request
     monkeypatch.setattr(connection, "is_usable", lambda: False)
     serial_asgi._drop_unusable_connections()
     assert connection.connection is None
+
+
+@pytest.mark.parametrize("hangs_up", [True, False])
+def test_a_delivery_whose_sender_hung_up_before_its_turn_is_not_handled(hangs_up):
+    """Deliveries wait in line for the handler's one thread; GitHub gives up after 10 s. One
+    whose sender left meanwhile is dropped unhandled (GitHub reports it failed: it must not
+    deploy); one still awaited is handled as usual."""
+    import threading
+
+    from asgiref.testing import ApplicationCommunicator
+
+    app = AppFactory(name="octo", repo_url=gh.REPO_URL)
+    body = gh.encode(gh.push(), gh.JSON)
+    headers = {
+        "host": "127.0.0.1",
+        "content-type": gh.JSON,
+        "x-github-event": "push",
+        "x-github-delivery": str(uuid.uuid4()),
+        "x-hub-signature-256": gh.github.signature(gh.SECRET, body),
+    }
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/webhooks/github/octo/",
+        "raw_path": b"/webhooks/github/octo/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    busy = threading.Event()
+    ahead = asgi._serial_app.executor.submit(busy.wait, 30)  # the delivery before it
+
+    async def scenario() -> list[dict]:
+        comm = ApplicationCommunicator(asgi.application, scope)
+        await comm.send_input({"type": "http.request", "body": body, "more_body": False})
+        await asyncio.sleep(0.3)  # it waits behind the one ahead
+        if hangs_up:
+            await comm.send_input({"type": "http.disconnect"})
+            await asyncio.sleep(0.3)
+        busy.set()
+        out = []
+        try:
+            while True:
+                out.append(await comm.receive_output(timeout=10 if not out else 5))
+                if out[-1]["type"] == "http.response.body" and not out[-1].get("more_body"):
+                    break
+        except TimeoutError:
+            pass
+        await comm.wait(timeout=5)
+        return out
+
+    out = asyncio.run(scenario())
+    ahead.result()
+    if hangs_up:
+        assert out == []
+        assert not Deploy.objects.filter(app=app).exists()
+        assert not WebhookDelivery.objects.filter(app=app).exists()
+    else:
+        assert out[0]["type"] == "http.response.start" and out[0]["status"] == 202
+        assert WebhookDelivery.objects.get(app=app, outcome="accepted").deploy is not None
