@@ -4,6 +4,7 @@ the worker's sweep. Running one deploy is `pipeline.deploy_run`, called by the w
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import django_rq
@@ -11,7 +12,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 
 from apps.models import App
@@ -59,6 +62,11 @@ def deploy_create(
 
 
 _queues: dict[str, Queue] = {}
+# After Redis could not be reached, deploys are left to the worker's sweep (the row is the
+# queue of record) for this long instead of each paying the connect timeout: with Redis
+# dropping packets, every webhook delivery (handled one at a time) would wait 2 s.
+REDIS_RETRY_SECONDS = 5.0
+_redis_down_until: dict[str, float] = {}
 
 
 def _deploy_queue() -> Queue:
@@ -75,6 +83,12 @@ def _deploy_queue() -> Queue:
 def deploy_enqueue(*, deploy_id: int) -> bool:
     """Hand a queued deploy to the worker. Redis being down is not an error here: the row is
     the queue of record, and the worker's sweep enqueues it once Redis is back."""
+    key = repr(settings.RQ_QUEUES["deploys"])
+    if time.monotonic() < _redis_down_until.get(key, 0.0):  # no connect timeout per call
+        log.warning(
+            "deploy %s stays queued until Redis is reachable (it was not, just now)", deploy_id
+        )
+        return False
     claimed = Deploy.objects.filter(
         pk=deploy_id, status=Status.QUEUED, enqueued__isnull=True
     ).update(enqueued=timezone.now())
@@ -91,6 +105,8 @@ def deploy_enqueue(*, deploy_id: int) -> bool:
         )
     except RedisError as exc:
         Deploy.objects.filter(pk=deploy_id).update(enqueued=None)
+        if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+            _redis_down_until[key] = time.monotonic() + REDIS_RETRY_SECONDS
         log.warning("deploy %s stays queued until Redis is reachable: %s", deploy_id, exc)
         return False
     return True

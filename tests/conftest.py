@@ -22,3 +22,12 @@ def _engine_not_asked_for_replicas(request, monkeypatch):
         raise engine.EngineError("not asked in unit tests")
 
     monkeypatch.setattr(engine, "services_replicas", unreachable)
+
+
+@pytest.fixture(autouse=True)
+def _redis_not_remembered_down():
+    """deploy_enqueue remembers for a few seconds that Redis could not be reached (per
+    configuration): one test's unreachable Redis must not decide for the next."""
+    from deployments import services
+
+    services._redis_down_until.clear()

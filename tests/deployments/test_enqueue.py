@@ -1,0 +1,85 @@
+"""Handing a queued deploy to the worker when Redis cannot be reached: the row stays queued
+for the sweep, and for a few seconds nobody pays the connect timeout again."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from deployments import services
+from deployments.models import Deploy
+from tests.factories import DeployFactory
+
+Status = Deploy.Status
+
+
+class _Queue:
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+        self.calls: list[int] = []
+
+    def enqueue(self, func, deploy_id, **kw):
+        self.calls.append(deploy_id)
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.fixture
+def world(monkeypatch, settings):
+    settings.RQ_QUEUES = {"deploys": {"URL": "redis://10.255.255.1:6379/0", "DEFAULT_TIMEOUT": 1}}
+    now = [100.0]
+    monkeypatch.setattr(services, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(services, "_redis_down_until", {})
+    queue = _Queue(RedisTimeoutError("Timeout connecting to server"))
+    monkeypatch.setattr(services, "_deploy_queue", lambda: queue)
+    return queue, now
+
+
+def _queued() -> Deploy:
+    return DeployFactory(status=Status.QUEUED, enqueued=None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("error", [RedisTimeoutError("t"), RedisConnectionError("refused")])
+def test_after_redis_could_not_be_reached_it_is_not_tried_again_for_a_while(world, error):
+    queue, now = world
+    queue.error = error
+    first, second, third = _queued(), _queued(), _queued()
+    assert services.deploy_enqueue(deploy_id=first.pk) is False
+    now[0] += services.REDIS_RETRY_SECONDS - 0.5
+    assert services.deploy_enqueue(deploy_id=second.pk) is False
+    assert queue.calls == [first.pk]  # the second did not wait for a connect timeout
+    for d in (first, second):  # both left to the sweep, claimable again
+        d.refresh_from_db()
+        assert d.status == Status.QUEUED and d.enqueued is None
+    now[0] += 1
+    queue.error = None  # Redis answers again
+    assert services.deploy_enqueue(deploy_id=third.pk) is True
+    assert queue.calls == [first.pk, third.pk]
+    third.refresh_from_db()
+    assert third.enqueued is not None
+
+
+@pytest.mark.django_db
+def test_an_error_redis_answered_with_does_not_hold_the_next_deploys_back(world):
+    queue, _ = world
+    queue.error = ResponseError("OOM command not allowed")
+    a, b = _queued(), _queued()
+    assert services.deploy_enqueue(deploy_id=a.pk) is False
+    assert services.deploy_enqueue(deploy_id=b.pk) is False
+    assert queue.calls == [a.pk, b.pk]
+
+
+@pytest.mark.django_db
+def test_the_memory_is_per_redis_configuration(world, settings):
+    queue, _ = world
+    assert services.deploy_enqueue(deploy_id=_queued().pk) is False
+    settings.RQ_QUEUES = {"deploys": {"URL": "redis://127.0.0.1:6379/3", "DEFAULT_TIMEOUT": 1}}
+    queue.error = None
+    other = _queued()
+    assert services.deploy_enqueue(deploy_id=other.pk) is True
+    assert queue.calls[-1] == other.pk
