@@ -176,7 +176,7 @@ def test_a_delivery_whose_sender_hung_up_before_its_turn_is_not_handled(hangs_up
             await comm.send_input({"type": "http.disconnect"})
             await asyncio.sleep(0.3)
         busy.set()
-        out = []
+        out: list[dict] = []
         try:
             while True:
                 out.append(await comm.receive_output(timeout=10 if not out else 5))

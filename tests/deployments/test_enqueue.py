@@ -39,7 +39,7 @@ def world(monkeypatch, settings):
     return queue, now
 
 
-def _queued() -> Deploy:
+def _queued():
     return DeployFactory(status=Status.QUEUED, enqueued=None)
 
 
