@@ -10,7 +10,8 @@ side by side in one run, on the same engine, registry and app.
 - Rollback (item 5): `rollback` to the previous release until `live`, against `docker service
   update --image` to the same release's digest. Target <= 1.2x.
 - Zero downtime (item 8): requests through Traefik without pause during every Koyra rollout and
-  rollback; none may fail.
+  rollback; none may fail. The same requests run during the runs by hand too (to Koyra's app,
+  which they do not change), so both sides are timed under the same load.
 
 The engine, registry and Traefik are shared with the e2e suite (a bootstrap with another data
 dir replaces the registry login), so every phase holds /tmp/koyra-e2e.lock (under 5 minutes
@@ -293,9 +294,14 @@ def case(replicas: int, base: str, work: Path) -> dict:
                         res["sent"] += h.sent
                         res["failures"] += h.failures
                     else:
-                        seconds, steps = manual.push_to_live(sha)
+                        # The same requests through Traefik meanwhile (to Koyra's app, which
+                        # this does not change): both sides run under the same load.
+                        with Hammer(koyra.host) as h:
+                            seconds, steps = manual.push_to_live(sha)
                         res["manual"].append(seconds)
                         res["steps"].append(steps)
+                        res["sent"] += h.sent
+                        res["failures"] += h.failures
                 print(f"  push {i}: koyra {res['koyra'][-1]:.1f}s manual "
                       f"{res['manual'][-1]:.1f}s", flush=True)  # fmt: skip
         with e2e_lock(f"replicas={replicas}: rollbacks"):
@@ -310,7 +316,10 @@ def case(replicas: int, base: str, work: Path) -> dict:
                         res["sent"] += h.sent
                         res["failures"] += h.failures
                     else:
-                        res["m_back"].append(manual.update(target))
+                        with Hammer(koyra.host) as h:
+                            res["m_back"].append(manual.update(target))
+                        res["sent"] += h.sent
+                        res["failures"] += h.failures
                 print(f"  rollback {i}: koyra {res['k_back'][-1]:.1f}s manual "
                       f"{res['m_back'][-1]:.1f}s", flush=True)  # fmt: skip
     finally:
@@ -373,6 +382,8 @@ Koyra: signed webhook (in-process client) -> row -> Redis -> worker process -> l
 git clone + checkout, `docker build` (same cache), `docker push`, `docker service update
 --image <digest>` (waits for convergence and Docker's 5 s monitor). Same app (busybox httpd),
 same healthcheck (interval 3 s, timeout 3 s, retries 3, start period 10 s), start-first.
+Requests through Traefik without pause during every run of both sides (the same load on
+both; their failures are counted in the last column).
 
 {HEAD}
 {chr(10).join(rows)}
