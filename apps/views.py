@@ -7,12 +7,11 @@ from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps import access, services
+from apps import access, rows, services
 from apps.forms import AppForm
 from apps.models import App
 from deployments import app_state, selectors
 from deployments import services as deploys
-from deployments.templatetags import deploys as timeline
 from deployments.webhooks import services as webhook_services
 from secrets_vault.forms import SecretForm
 
@@ -40,7 +39,7 @@ def app_list(request):
     apps = selectors.app_rows(access.visible_qs(request.user))
     replicas = app_state.replica_counts()  # one engine call for every app
     context = {
-        "rows": [(a, selectors.row_state(a, replicas)) for a in apps],
+        "rows": rows.list_rows(apps, replicas),
         "pending": selectors.any_pending(apps),
         "can_create": access.may_create_apps(request.user),
     }
@@ -74,17 +73,16 @@ def app_new(request):
 @login_required
 def app_detail(request, name: str):
     app = _get_app_for_user(request, name)
-    overview = selectors.app_overview(app)
+    overview = selectors.app_overview(app, app_state.replica_counts())
     url = services.app_webhook_url(app=app)
     context = {
         "app": app,
         "can": access.abilities(request.user, app),
-        "st": selectors.app_state(app, app_state.replica_counts()),
         **overview,
-        "longest": max((timeline.total_seconds(d) for d in overview["deploys"]), default=0),
+        "history": rows.history_rows(app, overview["deploys"], overview["promotable"]),
         "secret_rows": services.app_secret_rows(app=app),  # never the tokens
         "secret_form": SecretForm(),
-        "deliveries": app.deliveries.all()[:20],
+        "deliveries": rows.delivery_rows(app.deliveries.all()[:20]),
         "webhook_url": url,
         "webhook_warning": services.app_webhook_url_warning(url=url),
         "refused": webhook_services.webhook_refusals(app=app),

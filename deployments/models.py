@@ -87,7 +87,12 @@ class Deploy(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
-        indexes = [models.Index(fields=["app", "status"])]
+        indexes = [
+            models.Index(fields=["app", "status"]),
+            # An app's newest deploys without a sort: its page's history and the apps list's
+            # "latest deploy" (one lookup per app instead of sorting all its deploys).
+            models.Index(fields=["app", "-created", "-id"], name="deploy_app_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.app.name} #{self.pk} ({self.status})"

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils.text import slugify
 
 from apps.models import App
 from deployments.models import Deploy
@@ -121,7 +123,8 @@ class Serving:
 @dataclass(frozen=True)
 class AppState:
     """What serves an app, apart from how its latest deploy went: a failed deploy whose
-    previous release keeps serving reads `serving`, with a warning."""
+    previous release keeps serving reads `serving`, with a warning. The derived values are
+    computed once (a page reads `state` several times per app, for 100 apps)."""
 
     serving: Serving | None
     latest_id: int | None
@@ -129,7 +132,7 @@ class AppState:
     latest_error: str
     replicas: tuple[int, int] | None  # healthy, desired (Swarm); None: the engine did not answer
 
-    @property
+    @cached_property
     def state(self) -> str:
         """serving, degraded, down, deploying, failed, not serving or never deployed."""
         if self.serving is not None:
@@ -145,7 +148,7 @@ class AppState:
             return "failed"
         return "not serving" if self.latest_id else "never deployed"
 
-    @property
+    @cached_property
     def latest_failed(self) -> bool:
         """The latest deploy failed while an earlier release keeps serving."""
         return (
@@ -154,7 +157,7 @@ class AppState:
             and self.latest_id != self.serving.deploy_id
         )
 
-    @property
+    @cached_property
     def warnings(self) -> list[str]:
         out = []
         if self.latest_failed and self.serving is not None:
@@ -169,12 +172,33 @@ class AppState:
                 out.append(f"{healthy} of {total} replicas healthy")
         return out
 
-    @property
+    @cached_property
     def url(self) -> str:
         """The running app at its first domain, as Traefik serves it; "" without one."""
         if self.serving is None or not self.serving.domains:
             return ""
         return host_url(self.serving.domains[0])
+
+    @cached_property
+    def state_class(self) -> str:
+        """The state as a CSS class suffix: "not serving" -> "not-serving"."""
+        return slugify(self.state)
+
+    @property
+    def desired(self) -> int:
+        """Desired tasks (0 when the engine did not answer: `replicas` is None)."""
+        return self.replicas[1] if self.replicas else 0
+
+    @property
+    def replicas_short(self) -> bool:
+        """Fewer healthy tasks than desired, or none desired (shown as a warning)."""
+        return self.replicas is not None and (self.replicas[0] < self.desired or not self.desired)
+
+    @cached_property
+    def replicas_label(self) -> str:
+        """The counts as the pages show them, "healthy/desired" ("" when the engine did not
+        answer). Text, not numbers: the template engine localizes each number it prints."""
+        return "" if self.replicas is None else f"{self.replicas[0]}/{self.replicas[1]}"
 
 
 def host_url(host: str) -> str:
@@ -204,13 +228,38 @@ def row_state(row: App, replicas: dict[str, tuple[int, int]] | None) -> AppState
         latest_id=a.last_id,
         latest_status=a.last_status or "",
         latest_error=a.last_error or "",
-        replicas=None if replicas is None else replicas.get(row.service_name, (0, 0)),
+        replicas=_replicas_of(row, replicas),
     )
 
 
-def app_state(app: App, replicas: dict[str, tuple[int, int]] | None) -> AppState:
-    """The state of one app (its page); same rules as the list's rows."""
-    return row_state(app_rows(App.objects.filter(pk=app.pk))[0], replicas)
+def _replicas_of(app: App, replicas: dict[str, tuple[int, int]] | None) -> tuple[int, int] | None:
+    return None if replicas is None else replicas.get(app.service_name, (0, 0))
+
+
+def _page_state(
+    app: App,
+    live: Deploy | None,
+    latest: Deploy | None,
+    replicas: dict[str, tuple[int, int]] | None,
+) -> AppState:
+    """The state of one app from its live and newest deploys, loaded for its page: what
+    row_state() reads from the list's annotations, by the same rules."""
+    serving = None
+    if live is not None:
+        serving = Serving(
+            deploy_id=live.pk,
+            commit=live.commit,
+            subject=live.commit_subject,
+            since=live.finished,
+            domains=ReleaseSpec.from_json(live.spec or {}).domains,
+        )
+    return AppState(
+        serving=serving,
+        latest_id=latest.pk if latest else None,
+        latest_status=latest.status if latest else "",
+        latest_error=latest.error if latest else "",
+        replicas=_replicas_of(app, replicas),
+    )
 
 
 def any_pending(rows: list[App]) -> bool:
@@ -219,11 +268,15 @@ def any_pending(rows: list[App]) -> bool:
     return any(row.last_status in Deploy.PENDING for row in rows)  # type: ignore[attr-defined]
 
 
-def app_overview(app: App, *, history: int = 30) -> dict[str, Any]:
-    """What the app page shows of its deploys: live one, rollback target, recent history."""
+def app_overview(
+    app: App, replicas: dict[str, tuple[int, int]] | None, *, history: int = 30
+) -> dict[str, Any]:
+    """What the app page shows of its deploys: its state (`replicas` as in row_state), live
+    one, rollback target, recent history (newest first, so the first is the latest)."""
     live = live_deploy(app)
     deploys = list(app.deploys.select_related("image")[:history])
     return {
+        "st": _page_state(app, live, deploys[0] if deploys else None, replicas),
         "live": live,
         "rollback_to": rollback_target(app) if live else None,
         "deploys": deploys,

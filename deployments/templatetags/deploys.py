@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from deployments.models import Deploy
 
@@ -25,6 +28,11 @@ class Segment:
         # second, as an integer: grow values summing to less than 1 would leave the bar
         # partly empty, and a float could be rendered with a locale's comma.
         return str(max(round(self.seconds * 100), 1))
+
+    @cached_property
+    def took(self) -> str:
+        """The duration as the bar's title and legend show it (both: formatted once)."""
+        return duration(self.seconds)
 
 
 def stage_segments(deploy: Deploy, now: datetime | None = None) -> list[Segment]:
@@ -46,20 +54,62 @@ def stage_segments(deploy: Deploy, now: datetime | None = None) -> list[Segment]
     return out
 
 
-def total_seconds(deploy: Deploy) -> float:
-    return sum(s.seconds for s in stage_segments(deploy))
+def bars(deploys: list[Deploy]) -> list[dict]:
+    """The timeline of each of `deploys` (a page's history), scaled to the longest of them."""
+    now = timezone.now()
+    segments = [stage_segments(d, now) for d in deploys]
+    longest = max((sum(s.seconds for s in segs) for segs in segments), default=0)
+    return [bar(segs, longest) for segs in segments]
 
 
-@register.simple_tag
-def stage_bar(deploy: Deploy, longest: float | str = "") -> dict:
-    """Segments and total of the deploy's timeline; with `longest` (the longest total in a
+def bar(segments: list[Segment], longest: float | str = "") -> dict:
+    """Segments and total of a deploy's timeline; with `longest` (the longest total in a
     list of deploys), also the bar's width in %, so deploys compare at a glance."""
-    segments = stage_segments(deploy)
     total = sum(s.seconds for s in segments)
     width = 100.0
     if longest:
         width = max(min(total / float(longest) * 100, 100.0), 6.0)
-    return {"segments": segments, "total": total, "width": f"{width:.1f}"}
+    return {"segments": segments, "total": total, "took": duration(total), "width": f"{width:.1f}"}
+
+
+@register.simple_tag
+def stage_bar(deploy: Deploy, longest: float | str = "") -> dict:
+    """The deploy's timeline (bar()), for the deploy page."""
+    return bar(stage_segments(deploy), longest)
+
+
+@register.filter
+def timeline(bar: dict) -> SafeString:
+    """A bar() drawn: a segment per stage (width by duration, state as a class, name and
+    duration as its title), then the legend and the total. Made with format_html (every value
+    escaped) rather than a partial's loops: the app page draws one per deploy of its history."""
+    segments = bar["segments"]
+    if not segments:
+        return SafeString("")
+    spans = format_html_join(
+        "",
+        '<span class="st-{} {}" style="flex-grow:{}" title="{} {}{}"></span>',
+        (
+            (s.name, s.state, s.grow, s.name, s.took, "" if s.state == "done" else f" ({s.state})")
+            for s in segments
+        ),
+    )
+    legend = format_html_join(
+        "",
+        '<span class="stage" data-stage="{}"><i class="st-{} {}"></i>{} {}{}</span>',
+        (
+            (s.name, s.name, s.state, s.name, s.took, "…" if s.state == "running" else "")
+            for s in segments
+        ),
+    )
+    return format_html(
+        '\n<div class="bar" role="img" aria-label="stage timeline" style="width:{}%">{}</div>'
+        '\n<div class="legend">{}<span>total {}</span></div>\n',
+        bar["width"],
+        spans,
+        legend,
+        bar["took"],
+    )
 
 
 @register.filter
