@@ -2,7 +2,9 @@
 (`daphne koyra.asgi:application` and `manage.py rqworker deploys`), with 50 apps.
 
 A throwaway SQLite database with 50 apps (and a live deploy each), the web process asked for
-its login page once (so it has loaded what serving pages loads), then both left idle for 60 s:
+what a user loads (the login page, then, logged in, the apps list and an app page, which ask
+the engine for replica counts), so it has loaded what serving pages loads; then both left idle
+for 60 s:
 the worker still sweeps the database every 10 s. RSS and PSS (shared pages divided among the
 processes sharing them) at the end, CPU over the 60 s. Target: < 150 MiB RSS in total and
 < 1 % of a core.
@@ -12,7 +14,9 @@ Run: .venv/bin/python benchmarks/footprint.py [--seconds 60]"""
 from __future__ import annotations
 
 import argparse
+import http.cookiejar
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -20,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -75,6 +80,27 @@ def _mem_kib(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def _browse(base: str, password: str) -> None:
+    """What a user loads: the login page, the login itself, the apps list and an app page."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    with opener.open(f"{base}/accounts/login/") as r:
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', r.read().decode())
+    assert token, "no CSRF token on the login page"
+    form = {"username": "bench", "password": password, "csrfmiddlewaretoken": token[1]}
+    req = urllib.request.Request(
+        f"{base}/accounts/login/",
+        data=urllib.parse.urlencode(form).encode(),
+        headers={"Referer": f"{base}/accounts/login/"},
+    )
+    with opener.open(req) as r:
+        assert r.url.endswith("/apps/"), f"login failed: ended on {r.url}"
+    for path in ("/apps/", "/apps/idle-00/"):
+        with opener.open(f"{base}{path}") as r:
+            assert r.status == 200 and b"idle-00" in r.read(), path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60)
@@ -95,7 +121,10 @@ def main() -> int:
     env.pop("DATABASE_URL", None)
     py = str(ROOT / ".venv/bin/python")
     subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    password = secrets.token_urlsafe(16)
     seed = (
+        "from django.contrib.auth.models import User\n"
+        f"User.objects.create_superuser('bench', password='{password}')\n"
         "from apps.services import app_create\n"
         "from deployments.models import Deploy\n"
         f"for i in range({args.apps}):\n"
@@ -132,6 +161,7 @@ def main() -> int:
                 if time.monotonic() > deadline:
                     raise SystemExit("daphne did not answer within 60 s") from None
                 time.sleep(0.5)
+        _browse(f"http://127.0.0.1:{port}", password)
         time.sleep(12)  # the worker's first sweep (every 10 s) done
         cpu0 = {k: _cpu(p.pid) for k, p in procs.items()}
         time.sleep(args.seconds)
@@ -141,7 +171,11 @@ def main() -> int:
         for p in procs.values():
             p.terminate()
         for p in procs.values():
-            p.wait(30)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:  # a worker caught between its signal handlers
+                p.kill()
+                p.wait(30)
         shutil.rmtree(data, ignore_errors=True)
     rss = sum(m[0] for m in mem.values()) / 1024
     pss = sum(m[1] for m in mem.values()) / 1024
@@ -152,8 +186,9 @@ def main() -> int:
     load = os.getloadavg()
     body = f"""
 Issue 16 item 6. Web and worker as `make run` starts them, {args.apps} apps with a live deploy
-each, SQLite; the web process served its login page once, then both idle for
-{args.seconds:.0f} s (the worker sweeps every 10 s). Load average at the end:
+each, SQLite; the web process served the login page, a login, the apps list and an app page
+(replica counts from the engine), then both idle for {args.seconds:.0f} s (the worker sweeps
+every 10 s). Load average at the end:
 {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}.
 
 | process | RSS MiB | PSS MiB | CPU % of a core |
