@@ -1,6 +1,6 @@
 """HTML fragments of the deploy page. The page, the websocket push and the SSE stream all render
-log lines and the status summary with the same named partials of deployments/detail.html, so a
-line looks (and is escaped) the same however it reaches the browser."""
+log lines with log_lines and the status summary with the page's named partial, so a line looks
+(and is escaped) the same however it reaches the browser."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from deployments.models import Deploy
 PAGE = "deployments/detail.html"
 
 
-# The page's `log-line` partial, in Python for the live paths: a chatty build relays
-# hundreds of lines a second, and the template engine took ~40 us a line to render them (the
-# viewer fell behind the build). tests/deployments/test_views.py holds the two identical.
+# One line of the log, for the page (the `log_lines` filter), the websocket and the SSE
+# stream alike. Not a template partial: a chatty build relays hundreds of lines a second, and
+# the template engine took ~40 us a line (the viewer fell behind the build).
 LINE = '<div class="ln" data-seq="{}">{}</div>'
 
 

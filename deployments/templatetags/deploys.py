@@ -11,9 +11,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from deployments import fragments
 from deployments.models import Deploy
 
 register = template.Library()
+# The deploy page's backlog, as the live paths send each line.
+register.filter("log_lines", fragments.log_lines)
 
 
 @dataclass

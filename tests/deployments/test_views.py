@@ -3,8 +3,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.template.loader import render_to_string
+from django.template import Context, Template
 from django.utils import timezone
+from django.utils.html import escape
 
 from deployments import fragments, logstream
 from deployments.models import Deploy
@@ -144,13 +145,18 @@ def test_the_same_partial_renders_a_line_for_page_websocket_and_sse(client, cast
         "x" * 9000,
     ],
 )
-def test_live_lines_are_built_exactly_as_the_pages_partial_renders_them(text):
+def test_a_line_is_its_text_escaped_as_the_template_engine_escapes(text):
     lines = [{"seq": 7, "text": text}, {"seq": 8, "text": text[::-1]}]
-    page = render_to_string(f"{fragments.PAGE}#log-line", {"line": lines[0]})
-    assert fragments.log_line(7, text) == page
-    assert fragments.log_append(lines) == render_to_string(
-        f"{fragments.PAGE}#log-append", {"lines": lines}
+    one = '<div class="ln" data-seq="{}">{}</div>'
+    assert fragments.log_line(7, text) == one.format(7, escape(text))
+    assert fragments.log_append(lines) == (
+        '<div id="log" hx-swap-oob="beforeend">'
+        + one.format(7, escape(text))
+        + one.format(8, escape(text[::-1]))
+        + "</div>"
     )
+    page = Template("{% load deploys %}{{ lines|log_lines }}").render(Context({"lines": lines}))
+    assert page == fragments.log_lines(lines)
 
 
 def test_the_status_fragment_is_an_out_of_band_swap_of_the_summary(cast, deploy):
