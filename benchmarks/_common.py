@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -28,6 +29,16 @@ def setup_django() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+
+
+def git(repo: Path, *args: str) -> str:
+    """git in `repo` as a fixed author, its output stripped; raises when it fails."""
+    names = ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME")
+    mails = ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL")
+    env = {**os.environ, **dict.fromkeys(names, "b"), **dict.fromkeys(mails, "b@example.com")}
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def keep_registry_login() -> None:

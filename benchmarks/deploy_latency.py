@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import resource
 import secrets
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from _common import keep_registry_login, setup_django, write_section
+from _common import git, keep_registry_login, setup_django, write_section
 
 os.environ.setdefault("KOYRA_HTTP_PORT", "18080")
 setup_django()
@@ -32,19 +31,6 @@ run:
   healthcheck: {path: /index.html, interval: 1, timeout: 1, retries: 2, start_period: 0}
   domains: [bench.koyra.test]
 """
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@example.com",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@example.com",
-    }
-    return subprocess.run(
-        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def main() -> None:

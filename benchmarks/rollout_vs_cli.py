@@ -44,7 +44,7 @@ os.environ.setdefault("KOYRA_KEEP_RELEASES", "20")
 os.environ.setdefault("KOYRA_DATA_DIR", tempfile.mkdtemp(prefix="koyra-bench-rollout-"))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 
-from _common import ROOT, keep_registry_login, setup_django, write_section
+from _common import ROOT, git, keep_registry_login, setup_django, write_section
 
 setup_django()
 
@@ -76,12 +76,6 @@ def sh(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, s
     return subprocess.run(
         list(args), cwd=cwd, env=env, input=stdin, check=True, capture_output=True, text=True
     ).stdout
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com"}
-    env |= {"GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.com"}
-    return sh("git", *args, cwd=repo, env=env).strip()
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import keep_registry_login, setup_django, write_section
+from _common import git, keep_registry_login, setup_django, write_section
 
 os.environ.setdefault("KOYRA_HTTP_PORT", "18080")
 setup_django()
@@ -39,19 +39,6 @@ MANIFEST = """\
 run:
   healthcheck: {path: /index.html, interval: 1, timeout: 1, retries: 2, start_period: 0}
 """
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@example.com",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@example.com",
-    }
-    return subprocess.run(
-        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def manual_build(repo: Path, tag: str) -> float:

@@ -69,11 +69,16 @@ REDIS_RETRY_SECONDS = 5.0
 _redis_down_until: dict[str, float] = {}
 
 
+def _queue_key() -> str:
+    """The `deploys` queue's configuration (tests change it), as a key."""
+    return repr(settings.RQ_QUEUES["deploys"])
+
+
 def _deploy_queue() -> Queue:
     """The `deploys` queue, one per process (and per configuration, which tests change):
     django_rq makes a new Redis client, so a new connection, on every get_queue() - a cost
     every webhook paid. redis-py's pool is thread-safe and starts afresh after a fork."""
-    key = repr(settings.RQ_QUEUES["deploys"])
+    key = _queue_key()
     queue = _queues.get(key)
     if queue is None:
         queue = _queues[key] = django_rq.get_queue("deploys")
@@ -83,7 +88,7 @@ def _deploy_queue() -> Queue:
 def deploy_enqueue(*, deploy_id: int) -> bool:
     """Hand a queued deploy to the worker. Redis being down is not an error here: the row is
     the queue of record, and the worker's sweep enqueues it once Redis is back."""
-    key = repr(settings.RQ_QUEUES["deploys"])
+    key = _queue_key()
     if time.monotonic() < _redis_down_until.get(key, 0.0):  # no connect timeout per call
         log.warning(
             "deploy %s stays queued until Redis is reachable (it was not, just now)", deploy_id
