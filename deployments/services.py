@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -44,7 +44,7 @@ def deploy_create(
         # deploy of the one before; two asked for at once would otherwise both stay queued (a
         # row lock SQLite never needed). NO KEY: rows that only point at the app (a webhook
         # delivery inserted first) do not block it.
-        App.objects.select_for_update(no_key=True).only("pk").get(pk=app.pk)
+        lock_apps(pks={app.pk})
         deploy = Deploy.objects.create(
             app=app,
             commit=commit,
@@ -59,6 +59,44 @@ def deploy_create(
             transition(stale, Status.SUPERSEDED, by=deploy)
         transaction.on_commit(lambda: deploy_enqueue(deploy_id=deploy.pk))
     return deploy
+
+
+def lock_apps(*, pks: Iterable[int]) -> None:
+    """Take the apps' rows until the transaction ends, in one statement and in pk order: two
+    batches never wait on each other in a circle. NO KEY: rows that only point at an app (a
+    webhook delivery inserted first) do not wait for it. Nothing to do on SQLite, whose
+    write transactions take turns on the whole database (Django would run the query and
+    ignore FOR UPDATE)."""
+    if not connection.features.has_select_for_update:  # SQLite: nothing to take
+        return
+    ordered = sorted(set(pks))
+    rows = App.objects.select_for_update(no_key=True).filter(pk__in=ordered).order_by("pk")
+    if len(rows.values_list("pk", flat=True)) != len(ordered):
+        raise App.DoesNotExist("an app was deleted while its deploy was being created")
+
+
+def deploy_create_many(*, commits: Sequence[tuple[App, str]], trigger: str) -> list[Deploy]:
+    """Deploys of (app, commit) pairs for webhook deliveries handled together, each as
+    `deploy_create` makes it, with one INSERT and one enqueue once committed. Webhook
+    triggers only: theirs supersede nothing, so creating them together changes nothing."""
+    if trigger not in Deploy.WEBHOOK_TRIGGERS:
+        raise ValueError(f"deploy_create_many makes webhook deploys, not {trigger!r} ones")
+    for _app, commit in commits:
+        if commit:
+            validate_commit(commit)
+    if not commits:
+        return []
+    with transaction.atomic():
+        # For the same reason deploy_create takes its app's row.
+        lock_apps(pks={app.pk for app, _commit in commits})
+        deploys = Deploy.objects.bulk_create(
+            [Deploy(app=app, commit=commit, trigger=trigger) for app, commit in commits]
+        )
+        ids = [deploy.pk for deploy in deploys]
+        if None in ids:  # bulk_create returns primary keys on SQLite 3.35+ and PostgreSQL
+            raise RuntimeError("this database did not return the new deploys' ids")
+        transaction.on_commit(lambda: deploy_enqueue_many(deploy_ids=ids))
+    return deploys
 
 
 _queues: dict[str, Queue] = {}
@@ -88,33 +126,70 @@ def _deploy_queue() -> Queue:
 def deploy_enqueue(*, deploy_id: int) -> bool:
     """Hand a queued deploy to the worker. Redis being down is not an error here: the row is
     the queue of record, and the worker's sweep enqueues it once Redis is back."""
+    return deploy_id in deploy_enqueue_many(deploy_ids=[deploy_id])
+
+
+def deploy_enqueue_many(*, deploy_ids: Sequence[int]) -> set[int]:
+    """`deploy_enqueue` for several deploys at once (a batch of webhook deliveries): one claim
+    and one Redis round trip for all of them. The ids it handed to the worker."""
+    if not deploy_ids:
+        return set()
     key = _queue_key()
     if time.monotonic() < _redis_down_until.get(key, 0.0):  # no connect timeout per call
-        log.warning(
-            "deploy %s stays queued until Redis is reachable (it was not, just now)", deploy_id
-        )
-        return False
-    claimed = Deploy.objects.filter(
-        pk=deploy_id, status=Status.QUEUED, enqueued__isnull=True
-    ).update(enqueued=timezone.now())
+        for deploy_id in deploy_ids:
+            log.warning(
+                "deploy %s stays queued until Redis is reachable (it was not, just now)",
+                deploy_id,
+            )
+        return set()
+    claimed = _claim(deploy_ids)
     if not claimed:
-        return False
-    try:
-        _deploy_queue().enqueue(
+        return set()
+    queue = _deploy_queue()
+    jobs_data = [
+        Queue.prepare_data(
             jobs.run_deploy,
-            deploy_id,
+            (deploy_id,),
             job_id=f"deploy-{deploy_id}",
-            job_timeout=settings.KOYRA_DEPLOY_TIMEOUT + 120,
+            timeout=settings.KOYRA_DEPLOY_TIMEOUT + 120,
             result_ttl=3600,
             failure_ttl=86400,
         )
+        for deploy_id in claimed
+    ]
+    try:
+        queue.enqueue_many(jobs_data)
     except RedisError as exc:
-        Deploy.objects.filter(pk=deploy_id).update(enqueued=None)
+        Deploy.objects.filter(pk__in=claimed).update(enqueued=None)
         if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
             _redis_down_until[key] = time.monotonic() + REDIS_RETRY_SECONDS
-        log.warning("deploy %s stays queued until Redis is reachable: %s", deploy_id, exc)
-        return False
-    return True
+        for deploy_id in claimed:
+            log.warning("deploy %s stays queued until Redis is reachable: %s", deploy_id, exc)
+        return set()
+    return set(claimed)
+
+
+def _claim(deploy_ids: Sequence[int]) -> list[int]:
+    """Mark the queued, not yet handed over deploys among `deploy_ids` as handed over, in one
+    statement, and return them in their order: of two processes claiming the same deploy (a
+    webhook's and the worker's sweep), exactly one gets it. UPDATE ... RETURNING, which
+    SQLite (3.35+) and PostgreSQL both have and the ORM does not."""
+    meta = Deploy._meta
+    qn = connection.ops.quote_name
+    table, pk = qn(meta.db_table), qn(str(meta.pk.column))
+    enqueued = qn(str(meta.get_field("enqueued").column))
+    status = qn(str(meta.get_field("status").column))
+    marks = ", ".join(["%s"] * len(deploy_ids))
+    # Names from the model's own metadata, values only as parameters.
+    sql = (
+        f"UPDATE {table} SET {enqueued} = %s WHERE {pk} IN ({marks}) "  # noqa: S608
+        f"AND {status} = %s AND {enqueued} IS NULL RETURNING {pk}"
+    )
+    now = meta.get_field("enqueued").get_db_prep_value(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, *deploy_ids, Status.QUEUED.value])
+        got = {row[0] for row in cursor.fetchall()}
+    return [deploy_id for deploy_id in deploy_ids if deploy_id in got]
 
 
 def deploy_sweep(

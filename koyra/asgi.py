@@ -18,12 +18,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from deployments.routing import websocket_urlpatterns  # noqa: E402
-from koyra.serial_asgi import SerialASGIHandler  # noqa: E402
+from koyra.serial_asgi import WebhookIntake  # noqa: E402
 
-# GitHub's deliveries: one thread that keeps its database connection (koyra/serial_asgi.py).
+# GitHub's deliveries: answered several at once, on one thread (koyra/serial_asgi.py).
 SERIAL_PREFIXES = ("/webhooks/",)
-_serial_app = SerialASGIHandler()
 _pages_app = ASGIStaticFilesHandler(django_asgi_app)
+_serial_app = WebhookIntake(fallback=_pages_app)
 
 
 async def http_app(scope, receive, send):

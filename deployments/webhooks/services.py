@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -62,6 +64,40 @@ def webhook_refusals(*, app: App) -> RefusedDeliveries | None:
     return RefusedDeliveries.objects.filter(app=app, last__gt=recent, count__gt=0).first()
 
 
+@dataclass(frozen=True)
+class Received:
+    """One delivery whose signature was checked: its app, headers and raw body."""
+
+    app: App
+    event: str
+    delivery_id: str
+    payload: bytes
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class _Judged:
+    index: int  # its place in the batch
+    got: Received
+    event: str
+    decision: github.Decision | None
+    outcome: str
+    reason: str
+
+    @property
+    def commit(self) -> str:
+        return self.decision.commit if self.decision is not None else ""
+
+    @property
+    def queues(self) -> bool:
+        return self.outcome == WebhookDelivery.ACCEPTED and self.decision is not None
+
+    @property
+    def batched(self) -> bool:
+        """A push that queues a deploy: recorded with the others of its batch."""
+        return self.queues and self.event == "push"
+
+
 def webhook_receive(
     *, app: App, event: str, delivery_id: str, payload: bytes, content_type: str = ""
 ) -> WebhookDelivery:
@@ -75,22 +111,75 @@ def webhook_receive(
     app's row, and a unique index on accepted delivery ids backs that up: two redeliveries
     racing each other never queue two deploys.
     """
-    event = (event or "")[:50]
+    got = Received(app, event, delivery_id, payload, content_type)
+    return webhook_receive_many([got])[0]
+
+
+def webhook_receive_many(deliveries: Sequence[Received]) -> list[WebhookDelivery]:
+    """`webhook_receive` for each of several deliveries handled together (a burst), their
+    records in the same order.
+
+    The pushes that queue a deploy are recorded together: their apps' rows taken once, one
+    look for accepted originals, one INSERT of deploys and one of deliveries in one
+    transaction, one enqueue once it is committed (at 200 deliveries a second, a transaction
+    and a dozen statements each was more than one core: BENCHMARKS.md). Any other delivery
+    (ignored, refused, a workflow run, which waits for its workflows) is handled on its own.
+    """
+    judged = [_judge(i, got) for i, got in enumerate(deliveries)]
+    records = _accept_pushes([j for j in judged if j.batched])
+    for j in judged:
+        if j.index not in records:
+            records[j.index] = _receive_one(j)
+    return [records[i] for i in range(len(deliveries))]
+
+
+def _accept_pushes(pushes: list[_Judged]) -> dict[int, WebhookDelivery]:
+    """Record pushes that queue a deploy, each with its deploy, in one transaction.
+
+    No look for an accepted original first: a redelivery of an accepted delivery (rare, and
+    GitHub's ids are unique otherwise) is caught by the unique index on accepted delivery
+    ids, which rolls the whole batch back; its deliveries are then recorded one at a time,
+    where a clash makes that one a duplicate and the others go through as before."""
+    if not pushes:
+        return {}
+    try:
+        with transaction.atomic():
+            deploys = deploy_services.deploy_create_many(
+                commits=[(j.got.app, j.commit) for j in pushes], trigger="push"
+            )
+            rows = WebhookDelivery.objects.bulk_create(
+                [
+                    _row(j, outcome=WebhookDelivery.ACCEPTED, deploy=deploy)
+                    for j, deploy in zip(pushes, deploys, strict=True)
+                ]
+            )
+    except IntegrityError:
+        if len(pushes) > 1:
+            return {j.index: _accept_pushes([j])[j.index] for j in pushes}
+        j = pushes[0]
+        return {j.index: _duplicate(j)}
+    for j, row in zip(pushes, rows, strict=True):
+        log.info(
+            "webhook %s for %s: %s (%s)", row.delivery_id, j.got.app.name, row.outcome, row.reason
+        )
+    return {j.index: row for j, row in zip(pushes, rows, strict=True)}
+
+
+def _receive_one(j: _Judged) -> WebhookDelivery:
+    app, event, delivery_id = j.got.app, j.event, j.got.delivery_id
     if not _DELIVERY_ID_RE.fullmatch(delivery_id or ""):
         reason = "no usable X-GitHub-Delivery header, so a redelivery could not be told apart"
         return _record(app=app, event=event, outcome=WebhookDelivery.REFUSED, reason=reason)
-    decision, outcome, reason = _judge(app=app, event=event, body=payload, kind=content_type)
-    commit = decision.commit if decision is not None else ""
-    queues = outcome == WebhookDelivery.ACCEPTED and decision is not None
+    outcome, reason, commit, decision = j.outcome, j.reason, j.commit, j.decision
     # One that would queue nothing looks for its accepted original at once; one that would
     # queue a deploy looks once it holds the app's row, where the original cannot race it.
-    if not queues and _was_accepted(delivery_id):
-        return _duplicate(app=app, event=event, delivery_id=delivery_id, commit=commit)
+    if not j.queues and _was_accepted(delivery_id):
+        return _duplicate(j)
     with transaction.atomic():
-        if queues and decision is not None:
-            App.objects.select_for_update(no_key=True).only("pk").get(pk=app.pk)
+        if j.queues and decision is not None:
+            deploy_services.lock_apps(pks={app.pk})
             if _was_accepted(delivery_id):  # the one we waited for accepted it
-                return _duplicate(app=app, event=event, delivery_id=delivery_id, commit=commit)
+                return _duplicate(j)
             if event == "workflow_run":
                 deploy, reason = _gate(app=app, decision=decision)
                 outcome = WebhookDelivery.ACCEPTED if deploy else WebhookDelivery.IGNORED
@@ -111,27 +200,31 @@ def webhook_receive(
                     deploy=queued,
                 )
         except IntegrityError:
-            return _duplicate(app=app, event=event, delivery_id=delivery_id, commit=commit)
+            return _duplicate(j)
     log.info("webhook %s for %s: %s (%s)", delivery_id, app.name, outcome, reason)
     return delivery
 
 
-def _judge(
-    *, app: App, event: str, body: bytes, kind: str
-) -> tuple[github.Decision | None, str, str]:
+def _judge(index: int, got: Received) -> _Judged:
     """What GitHub's rules say about the delivery: its decision, outcome and reason."""
+    event = (got.event or "")[:50]
+    if not _DELIVERY_ID_RE.fullmatch(got.delivery_id or ""):  # refused by _receive_one
+        return _Judged(index, got, event, None, WebhookDelivery.REFUSED, "")
+    app = got.app
     try:
         decision = github.decide(
             event=event,
-            payload=github.load(body, kind),
+            payload=github.load(got.payload, got.content_type),
             branch=app.branch,
             trigger=app.trigger,
             repo_full_name=app.repo_full_name,
         )
     except github.PayloadError as exc:
-        return None, WebhookDelivery.REFUSED, f"malformed payload: {exc}"
+        return _Judged(
+            index, got, event, None, WebhookDelivery.REFUSED, f"malformed payload: {exc}"
+        )
     outcome = WebhookDelivery.ACCEPTED if decision.deploy else WebhookDelivery.IGNORED
-    return decision, outcome, decision.reason
+    return _Judged(index, got, event, decision, outcome, decision.reason)
 
 
 def _gate(*, app: App, decision: github.Decision) -> tuple[bool, str]:
@@ -198,7 +291,20 @@ def _record(
     )
 
 
-def _duplicate(*, app: App, event: str, delivery_id: str, commit: str) -> WebhookDelivery:
+def _row(j: _Judged, *, outcome: str, deploy: Deploy | None) -> WebhookDelivery:
+    return WebhookDelivery(
+        app=j.got.app,
+        deploy=deploy,
+        delivery_id=j.got.delivery_id,
+        event=j.event,
+        commit=j.commit,
+        outcome=outcome,
+        reason=j.reason[:500],
+    )
+
+
+def _duplicate(j: _Judged) -> WebhookDelivery:
+    app, event, delivery_id, commit = j.got.app, j.event, j.got.delivery_id, j.commit
     # Listed too (without the id, which belongs to the first one) so a redelivery that
     # "did nothing" explains itself.
     first = _accepted(delivery_id)

@@ -22,8 +22,8 @@ class _Queue:
         self.error = error
         self.calls: list[int] = []
 
-    def enqueue(self, func, deploy_id, **kw):
-        self.calls.append(deploy_id)
+    def enqueue_many(self, job_datas):
+        self.calls.extend(data.args[0] for data in job_datas)
         if self.error is not None:
             raise self.error
 
@@ -83,3 +83,39 @@ def test_the_memory_is_per_redis_configuration(world, settings):
     other = _queued()
     assert services.deploy_enqueue(deploy_id=other.pk) is True
     assert queue.calls[-1] == other.pk
+
+
+@pytest.mark.django_db
+def test_only_queued_deploys_nobody_handed_over_yet_are_enqueued_in_one_go(world):
+    from django.utils import timezone
+
+    queue, _ = world
+    queue.error = None
+    fresh, other = _queued(), _queued()
+    taken = DeployFactory(status=Status.QUEUED, enqueued=timezone.now())  # the sweep's
+    gone = DeployFactory(status=Status.CANCELLED, enqueued=None)
+    ids = [fresh.pk, taken.pk, gone.pk, other.pk]
+    assert services.deploy_enqueue_many(deploy_ids=ids) == {fresh.pk, other.pk}
+    assert queue.calls == [fresh.pk, other.pk]  # one call, in their order
+    assert services.deploy_enqueue_many(deploy_ids=ids) == set()  # claimed once only
+    assert queue.calls == [fresh.pk, other.pk]
+
+
+@pytest.mark.django_db
+def test_deploys_made_together_are_webhook_deploys_of_valid_commits():
+    from django.core.exceptions import ValidationError
+
+    from tests.factories import AppFactory
+
+    app = AppFactory()
+    with pytest.raises(ValueError, match="manual"):
+        services.deploy_create_many(commits=[(app, "a" * 40)], trigger="manual")
+    with pytest.raises(ValidationError):
+        services.deploy_create_many(commits=[(app, "a" * 40), (app, "not-a-sha")], trigger="push")
+    assert not Deploy.objects.exists()  # nothing half made
+    made = services.deploy_create_many(commits=[(app, "a" * 40), (app, "b" * 40)], trigger="push")
+    assert [(d.commit, d.trigger, d.status) for d in made] == [
+        ("a" * 40, "push", Status.QUEUED),
+        ("b" * 40, "push", Status.QUEUED),
+    ]
+    assert all(d.pk for d in made)
