@@ -19,6 +19,7 @@ not allow) goes to Django's handler, which answers it as it answers any page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -118,6 +119,14 @@ class WebhookIntake:
 
     def _drain(self) -> None:
         """On the thread: answer what is in line, a batch at a time, until it is empty."""
+        try:
+            self._drain_line()
+        except BaseException:
+            with self._lock:  # the next delivery starts another drain
+                self._draining = False
+            raise
+
+    def _drain_line(self) -> None:
         while True:
             batch: list[_Waiting] = []
             self._take(batch)
@@ -133,15 +142,26 @@ class WebhookIntake:
                         self._draining = False
                         return
                 continue
+            self._answer_batch(batch)
+
+    def _answer_batch(self, batch: list[_Waiting]) -> None:
+        """Settle every delivery of `batch`: its answer, None for one whose sender left, and
+        the generic failure if answering breaks down here (never one left waiting)."""
+        try:
             live = [w for w in batch if not w.gone.is_set()]
             for w in batch:
                 if w not in live:
-                    w.loop.call_soon_threadsafe(_settle, w.answer, None)
-                    if w.body is not None:
-                        w.body.close()
+                    _reply(w, None)
             answers = self.answer([w.request() for w in live])
             for w, answer in zip(live, answers, strict=True):
-                w.loop.call_soon_threadsafe(_settle, w.answer, answer)
+                _reply(w, answer)
+        except Exception:
+            log.exception("webhook intake: a batch of %d could not be answered", len(batch))
+        finally:
+            for w in batch:
+                if w.body is not None:
+                    w.body.close()
+                _reply(w, _FAILED)  # if still unsettled
 
     def _take(self, batch: list[_Waiting]) -> None:
         """Move what is in line to `batch`, up to MAX_BATCH deliveries or MAX_BATCH_BYTES of
@@ -240,6 +260,13 @@ async def _hang_up(receive: Any, gone: threading.Event) -> None:
     message = await receive()
     if message.get("type") == "http.disconnect":
         gone.set()
+
+
+def _reply(w: _Waiting, answer: intake.Answer | None) -> None:
+    """Hand `answer` to the event loop `w` waits on (from the intake's thread)."""
+    # RuntimeError: that loop is closed (the server stopped), nobody waits any more.
+    with contextlib.suppress(RuntimeError):
+        w.loop.call_soon_threadsafe(_settle, w.answer, answer)
 
 
 def _settle(future: asyncio.Future[intake.Answer | None], answer: intake.Answer | None) -> None:

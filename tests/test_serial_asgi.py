@@ -397,3 +397,19 @@ def test_a_body_that_waited_on_disk_is_read_back_whole(settings):
     response = _delivery("octo")
     assert response["status"] == 202, response["body"]
     assert WebhookDelivery.objects.get(app=app).outcome == "accepted"
+
+
+def test_a_batch_that_breaks_down_is_answered_and_the_intake_goes_on(monkeypatch, caplog):
+    from koyra import serial_asgi
+
+    AppFactory(name="octo", repo_url=gh.REPO_URL)
+
+    def broken(self):
+        raise OSError("No space left on device")  # the body's file could not be read back
+
+    with monkeypatch.context() as patch:
+        patch.setattr(serial_asgi._Waiting, "request", broken)
+        response = _delivery("octo")
+    assert response["status"] == 500  # answered, not left waiting
+    assert "No space left on device" in caplog.text
+    assert _delivery("octo")["status"] == 202  # the next one is handled as usual
