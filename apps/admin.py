@@ -4,9 +4,11 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from apps import services
 from apps.models import App, Membership
-from deployments import teardown
+
+# The services an admin action calls are imported in it: every process loads this module
+# (Django's admin autodiscovery), and the worker, which never runs an admin action, would
+# otherwise keep the docker SDK and cryptography in memory for them (BENCHMARKS.md, footprint).
 
 
 class MembershipInline(admin.TabularInline):
@@ -39,6 +41,8 @@ class AppAdmin(admin.ModelAdmin):
         pass  # logged by _teardown, for the apps really deleted
 
     def _teardown(self, request, apps):
+        from deployments import teardown
+
         request.koyra_kept = kept = []
         for app in apps:
             try:
@@ -75,6 +79,8 @@ class AppAdmin(admin.ModelAdmin):
             obj.owner = request.user  # like the dashboard: who creates an app owns it
         obj.webhook_secret_token = "pending"
         super().save_model(request, obj, form, change)
+        from apps import services
+
         secret = services.app_regenerate_webhook_secret(app=obj)
         messages.warning(
             request,

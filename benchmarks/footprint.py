@@ -1,5 +1,6 @@
 """Issue 16 item 6: memory and CPU of the control plane at rest, as `make run` starts it
-(`daphne koyra.asgi:application` and `manage.py rqworker deploys`), with 50 apps.
+(`python -m koyra.serve ... koyra.asgi:application`, daphne, and `manage.py worker`), with 50
+apps.
 
 A throwaway SQLite database with 50 apps (and a live deploy each), the web process asked for
 what a user loads (the login page, then, logged in, the apps list and an app page, which ask
@@ -136,14 +137,14 @@ def main() -> int:
     port = _free_port()
     procs = {
         "web (daphne)": subprocess.Popen(
-            [str(ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(port), ASGI_APP],
+            [py, "-m", "koyra.serve", "-b", "127.0.0.1", "-p", str(port), ASGI_APP],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         ),
         "worker (rqworker)": subprocess.Popen(
-            [py, "manage.py", "rqworker", "deploys"],
+            [py, "manage.py", "worker"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -405,7 +405,7 @@ def main() -> int:
     django_rq.get_queue("deploys").connection.flushdb()  # the bench's own Redis database
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}"}
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "deploys"],
+        [sys.executable, "manage.py", "worker"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

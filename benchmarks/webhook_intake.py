@@ -1,5 +1,6 @@
 """Issue 16 item 3: webhook intake through daphne on loopback, as `make run` starts it
-(`daphne -b 127.0.0.1 -p PORT koyra.asgi:application`, SQLite in WAL mode, Redis up).
+(`python -m koyra.serve -b 127.0.0.1 -p PORT koyra.asgi:application`, daphne's own command
+line; SQLite in WAL mode, Redis up).
 
 Signed `push` deliveries shaped like GitHub's (about 7 KB: repository, pusher, sender,
 commits, head_commit), each on a new connection as GitHub sends them, at a fixed rate (open
@@ -280,7 +281,7 @@ def one_run(rate: float, seconds: float, redis_url: str) -> dict:
     requests = _requests(name, secret, port, WARMUP + n)
     log = open(Path(data) / "daphne.log", "w")  # noqa: SIM115 (closed below)
     daphne = subprocess.Popen(
-        [str(ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(port), APPLICATION],
+        [sys.executable, "-m", "koyra.serve", "-b", "127.0.0.1", "-p", str(port), APPLICATION],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -86,14 +85,6 @@ def prune_all(*, dry_run: bool = False, say: Callable[[str], None] = log.info) -
     return PruneRun.objects.create(
         dry_run=dry_run, images_deleted=deleted, freed_bytes=max(freed, 0), summary=summary
     )
-
-
-def prune_due() -> bool:
-    hours = settings.KOYRA_PRUNE_EVERY_HOURS
-    if hours <= 0:
-        return False
-    last = PruneRun.objects.filter(dry_run=False).first()
-    return last is None or last.started < timezone.now() - timedelta(hours=hours)
 
 
 def disk_usage() -> dict[str, int]:

@@ -5,16 +5,17 @@ the models alone, so the arrows point one way."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from django.conf import settings
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.models import App
-from deployments.models import Deploy
+from deployments.models import Deploy, PruneRun
 from deployments.release_spec import ReleaseSpec
 
 
@@ -301,3 +302,13 @@ def promotable(deploys: list[Deploy], live: Deploy | None) -> set[int]:
     newer): what the history offers to promote (services.rollback_create(to=...))."""
     current = release_root(live).pk if live is not None else None
     return {d.pk for d in deploys if d.pk != current and is_kept_release(d)}
+
+
+def prune_due() -> bool:
+    """Whether the scheduled prune (deployments/retention.py) is due: the worker asks at each
+    sweep, from here, so that its process need not load retention and the engine to know."""
+    hours = settings.KOYRA_PRUNE_EVERY_HOURS
+    if hours <= 0:
+        return False
+    last = PruneRun.objects.filter(dry_run=False).first()
+    return last is None or last.started < timezone.now() - timedelta(hours=hours)

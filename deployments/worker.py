@@ -1,8 +1,11 @@
-"""The RQ worker Koyra runs (`manage.py rqworker deploys`, via RQ["WORKER_CLASS"])."""
+"""The RQ worker Koyra runs (`manage.py worker`, django_rq's `rqworker deploys` with Koyra's
+checks only, via RQ["WORKER_CLASS"])."""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 
 from django.db import connections
@@ -39,7 +42,7 @@ class KoyraWorker(Worker):
                     return None
 
     def _sweep(self) -> None:
-        from deployments import retention, services
+        from deployments import selectors, services
 
         try:
             done = services.deploy_sweep(
@@ -47,7 +50,7 @@ class KoyraWorker(Worker):
             )
             if any(done.values()):
                 log.info("sweep: %s", done)
-            if retention.prune_due():
+            if selectors.prune_due():
                 self._prune()
         except Exception:
             log.exception("sweep failed; trying again in %ss", SWEEP_EVERY)
@@ -55,6 +58,36 @@ class KoyraWorker(Worker):
             connections.close_all()  # nothing open while idle, nothing to inherit on fork
 
     def _prune(self) -> None:
+        """The scheduled prune, in a child process, waited for (nothing else runs meanwhile),
+        as a deploy runs in RQ's work horse: it needs the docker SDK and the registry, which
+        this process, asleep between two jobs, would otherwise keep in memory for the day
+        until the next prune (BENCHMARKS.md, footprint)."""
+        from deployments.models import PruneRun
+
+        connections.close_all()  # as before a work horse: no database connection crosses fork
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                # Like RQ's work horse: stopping the worker is the parent's to handle.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                self._prune_here()
+                code = 0
+            finally:
+                os._exit(code)  # no atexit, no parent's cleanup in the child
+        try:
+            _, status = os.waitpid(pid, 0)
+        except BaseException:  # the worker is being stopped (a second Ctrl-C): the prune too
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
+        if status != 0:
+            reason = f"its process ended with status {os.waitstatus_to_exitcode(status)}"
+            PruneRun.objects.create(summary=f"prune failed: {reason}")
+            log.error("scheduled prune failed: %s", reason)
+
+    def _prune_here(self) -> None:
         from deployments import retention
         from deployments.models import PruneRun
 
@@ -64,6 +97,8 @@ class KoyraWorker(Worker):
             # Recorded, so the next try is a period later rather than at every sweep.
             PruneRun.objects.create(summary=f"prune failed: {exc}")
             log.exception("scheduled prune failed")
+        finally:
+            connections.close_all()
 
     def _running_elsewhere(self, deploy_id: int) -> bool:
         """Whether another worker, alive (its heartbeat key still in Redis), runs the job."""

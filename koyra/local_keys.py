@@ -7,8 +7,8 @@ A new install gets its keys made here, once. A new Fernet key is never made wher
 may already hold secrets encrypted with the old one (it could not read them): Koyra then
 refuses to start (koyra.E001) and says where the key is expected.
 
-Imported by settings: standard library only (a Fernet key is 32 random bytes, url-safe base64;
-secrets_vault/crypto.py checks it like any other key).
+Imported by settings: standard library only (a Fernet key is 32 random bytes, url-safe base64,
+made and checked here without `cryptography`, which secrets_vault/crypto.py alone imports).
 """
 
 from __future__ import annotations
@@ -44,6 +44,17 @@ def new_secret_key() -> str:
 
 def new_fernet_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def fernet_key_is_valid(key: str) -> bool:
+    """Whether cryptography's `Fernet(key.encode())` accepts the key, by Fernet's own test
+    (url-safe base64, decoded as it decodes it, of exactly 32 bytes) but without importing
+    `cryptography`: koyra.E001 runs in the worker, which otherwise never needs it.
+    tests/test_local_keys.py holds this to Fernet's verdict."""
+    try:
+        return len(base64.urlsafe_b64decode(key.encode())) == 32
+    except (ValueError, TypeError, AttributeError):  # binascii.Error is a ValueError
+        return False
 
 
 def existing_data(database: Mapping[str, Any]) -> str:

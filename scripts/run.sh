@@ -41,7 +41,8 @@ $BIN/python manage.py ensure_admin
 pids=()
 stop() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; say "stopped"; }
 trap stop INT TERM EXIT
-$BIN/daphne -b 127.0.0.1 -p "${KOYRA_PORT:-8000}" koyra.asgi:application & pids+=($!)
-$BIN/python manage.py rqworker deploys & pids+=($!)
+# daphne, through koyra/serve.py: without the TLS libraries Twisted loads for nothing here.
+$BIN/python -m koyra.serve -b 127.0.0.1 -p "${KOYRA_PORT:-8000}" koyra.asgi:application & pids+=($!)
+$BIN/python manage.py worker & pids+=($!)
 say "Koyra is at http://127.0.0.1:${KOYRA_PORT:-8000}/ (Ctrl-C stops it)"
 wait -n "${pids[@]}"

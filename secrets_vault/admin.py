@@ -4,7 +4,6 @@ from django import forms
 from django.contrib import admin
 
 from apps.validators import validate_repo_token
-from secrets_vault import repo_access
 from secrets_vault.models import RepoAccess, Secret
 
 
@@ -74,6 +73,8 @@ class RepoAccessAdmin(admin.ModelAdmin):
         # services below store.
         if not change:
             obj.save()
+        from secrets_vault import repo_access  # here, not above: see apps/admin.py
+
         data = form.cleaned_data
         if data["make_deploy_key"]:
             repo_access.deploy_key_make(app=obj.app, rotate=True)

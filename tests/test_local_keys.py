@@ -3,7 +3,9 @@ does not give them, and when a new one may be made."""
 
 from __future__ import annotations
 
+import base64
 import os
+import random
 import stat
 
 import pytest
@@ -55,6 +57,32 @@ def test_a_new_install_gets_its_key_made_once_private_and_announced(name, tmp_pa
 
 def test_a_made_fernet_key_is_one_the_vault_takes():
     assert all(crypto.key_is_valid(local_keys.new_fernet_key()) for _ in range(20))
+
+
+def _key_shapes():
+    """Keys right and wrong in every way a key file can be: good ones, standard rather than
+    url-safe base64, 31/33 bytes, no or extra padding, junk, spaces and non-ASCII inside,
+    cut and doubled, empty."""
+    rng = random.Random(16)
+    junk = " \t\n.!*~é€+/=-_"
+    for _ in range(300):
+        raw = rng.randbytes(rng.choice([0, 1, 16, 31, 32, 32, 32, 33, 48, 64]))
+        key = base64.urlsafe_b64encode(raw).decode()
+        yield key
+        yield base64.b64encode(raw).decode()
+        yield key.rstrip("=")
+        yield key + "="
+        yield key[: rng.randrange(len(key) + 1)]
+        where = rng.randrange(len(key) + 1)
+        yield key[:where] + rng.choice(junk) + key[where:]
+        yield key + key
+
+
+def test_the_key_check_without_cryptography_agrees_with_fernet():
+    shapes = list(_key_shapes())
+    verdicts = [(local_keys.fernet_key_is_valid(k), crypto.key_is_valid(k)) for k in shapes]
+    assert [k for k, (ours, theirs) in zip(shapes, verdicts, strict=True) if ours != theirs] == []
+    assert {ours for ours, _ in verdicts} == {True, False}  # both answers were exercised
 
 
 @pytest.mark.parametrize("content", [None, "", "\n"])

@@ -232,14 +232,15 @@ def git_server_keys(tmp_path_factory) -> ServerKeys:
 
 @pytest.fixture(scope="session")
 def worker(cluster_ready, django_db_setup, django_db_blocker, tmp_path_factory, git_server_keys):
-    """A real `manage.py rqworker deploys` process on the test database."""
+    """A real `manage.py worker` process (Koyra's RQ worker, as it starts it) on the test
+    database."""
     import django_rq
 
     django_rq.get_queue("deploys").connection.flushdb()
     logfile = tmp_path_factory.mktemp("worker") / "worker.log"
     with open(logfile, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", "deploys"],
+            [sys.executable, "manage.py", "worker"],
             cwd=ROOT,
             env={**_subprocess_env(), **git_server_keys.worker_env()},
             stdout=out,

@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,13 +20,22 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def daphne(django_db_setup, tmp_path_factory):
-    """`daphne koyra.asgi:application` on a free port and the test database; its base URL."""
+    """daphne as Koyra starts it (`python -m koyra.serve ... koyra.asgi:application`) on a free
+    port and the test database; its base URL."""
     port = free_port()
     logfile = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    daphne_bin = str(Path(sys.executable).with_name("daphne"))
     with open(logfile, "w") as out:
         proc = subprocess.Popen(
-            [daphne_bin, "-b", "127.0.0.1", "-p", str(port), "koyra.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "koyra.serve",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "koyra.asgi:application",
+            ],
             cwd=ROOT,
             env=_subprocess_env(),
             stdout=out,

@@ -76,10 +76,11 @@ def _run(argv: list[str], **env_changes: str | None) -> subprocess.CompletedProc
     "argv",
     [
         CHECK,
-        ["manage.py", "rqworker", "deploys"],  # the worker
+        ["manage.py", "worker"],  # the worker, as Koyra starts it
+        ["manage.py", "rqworker", "deploys"],  # the same, through django_rq's command
         ["-c", "import koyra.asgi"],  # what daphne loads
     ],
-    ids=["check", "worker", "asgi"],
+    ids=["check", "worker", "rqworker", "asgi"],
 )
 def test_koyra_refuses_to_start_without_a_key(argv, tmp_path):
     # A data dir whose database exists: its secrets need the key they were made with, so
