@@ -125,16 +125,18 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
         return finished
 
     async def log_lines(self, event):
-        """Lines stored together, in order (logstream.DeployLog.flush)."""
-        lines = event["lines"]
-        if not lines or lines[-1]["seq"] <= self.sent:
+        """Consecutive lines stored together, the first numbered `first`
+        (logstream.DeployLog.flush)."""
+        first, texts = event["first"], event["texts"]
+        last = first + len(texts) - 1
+        if last <= self.sent:
             return
-        if lines[0]["seq"] > self.sent + 1:
-            await self._catch_up(upto=lines[-1]["seq"])
+        if first > self.sent + 1:
+            await self._catch_up(upto=last)
             return
-        fresh = [x for x in lines if x["seq"] > self.sent]
-        self.sent = fresh[-1]["seq"]
-        await self.send(text_data=fragments.log_append(fresh))
+        fresh = texts[self.sent + 1 - first :]
+        self.sent = last
+        await self.send(text_data=fragments.log_append_texts(last - len(fresh) + 1, fresh))
 
     async def deploy_status(self, event):
         # The worker stores (and relays) every line before the status change that follows

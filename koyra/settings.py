@@ -157,10 +157,14 @@ RQ_QUEUES = {
 }
 RQ_SHOW_ADMIN_LINK = True
 
+# A consumer waits for its next message with a blocking pop that Redis ends after 5 s
+# (channels_redis' brpop_timeout); redis-py 8 gives up reading after 5 s by default, so a
+# websocket whose deploy said nothing for 5 s died with "Timeout reading from" (the page
+# reconnected). The socket waits longer than the pop.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
     }
 }
 

@@ -54,3 +54,21 @@ def _database(url: str) -> dict:
 def test_every_form_of_database_url_reaches_django(url, expected):
     keys = ["ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT"]
     assert _database(url) == dict(zip(keys, expected, strict=True))
+
+
+def test_the_channel_layer_reads_longer_than_a_consumer_waits_for_its_next_message():
+    """A consumer's receive is a blocking pop that Redis ends after brpop_timeout: a socket
+    giving up as soon (redis-py 8 defaults to 5 s, the pop's own time) killed the websocket
+    of every deploy that said nothing for 5 s."""
+    from channels_redis.core import RedisChannelLayer
+    from channels_redis.utils import decode_hosts
+
+    read = "import json; from koyra import settings as s; print(json.dumps(s.CHANNEL_LAYERS))"
+    env = {**os.environ, "REDIS_URL": "redis://:pw@redis.example:6380/4"}
+    out = subprocess.run(
+        [sys.executable, "-c", read], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    (host,) = decode_hosts(json.loads(out.stdout)["default"]["CONFIG"]["hosts"])
+    assert host["address"] == "redis://:pw@redis.example:6380/4"
+    assert host["socket_timeout"] > RedisChannelLayer.brpop_timeout + 5

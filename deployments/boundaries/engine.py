@@ -7,12 +7,12 @@ message fit for a deploy log (never an SDK traceback, never a secret value).
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import functools
 import hashlib
 import json
 import os
-import queue
 import socket
 import threading
 import time
@@ -41,6 +41,8 @@ LineCallback = Callable[[str], None]
 # deploy log) hands on what it holds, so the last lines before a long silent step are seen now.
 QuietCallback = Callable[[], None]
 QUIET_SECONDS = 0.05
+# How long a paced stream's reader gathers items before they are handed over (see _paced).
+GATHER_SECONDS = 0.002
 _T = TypeVar("_T")
 SPEC_HASH_LABEL = "koyra.spec-hash"
 
@@ -644,42 +646,61 @@ def _watch(should_stop: Callable[[], bool], handle: _Abortable, done: threading.
             return
 
 
+@dataclass
+class _End:
+    """What ends a paced stream: its error, or None when it ran out."""
+
+    error: BaseException | None
+
+
 def _paced(stream: Iterable[_T], on_quiet: QuietCallback | None) -> Iterator[_T]:
     """The items of `stream` as they come. With `on_quiet`, the stream is read on a helper
     thread and `on_quiet` runs on this one whenever QUIET_SECONDS pass without an item (this
     thread may be the only one allowed to touch what the sink writes to, e.g. the database).
-    An error of the stream is raised here, as it was raised there."""
+    An error of the stream is raised here, as it was raised there.
+
+    Items are handed over in bursts: woken by the first, this thread lets the reader gather
+    for GATHER_SECONDS, then takes all it holds. Handing over item by item woke this thread
+    and passed the GIL back and forth once per item: reading a build that prints 10,000
+    lines cost the worker 0.05-0.2 s of CPU (0.04 s in bursts, as read without a helper
+    thread), and the build took up to half as long again on a machine with another busy
+    core."""
     if on_quiet is None:
         yield from stream
         return
-    end = object()
-    items: queue.SimpleQueue[tuple[Any, BaseException | None]] = queue.SimpleQueue()
+    held: collections.deque[Any] = collections.deque()
+    ready = threading.Event()
     stop = threading.Event()
 
     def _read() -> None:
+        end = _End(None)
         try:
             for item in stream:
-                items.put((item, None))
+                held.append(item)
+                ready.set()
                 if stop.is_set():
                     return
         except BaseException as exc:  # handed over: raised on the consuming thread
-            items.put((end, exc))
-            return
-        items.put((end, None))
+            end = _End(exc)
+        held.append(end)
+        ready.set()
 
     threading.Thread(target=_read, daemon=True).start()
     try:
         while True:
-            try:
-                item, exc = items.get(timeout=QUIET_SECONDS)
-            except queue.Empty:
+            if not ready.wait(QUIET_SECONDS):
                 on_quiet()
                 continue
-            if item is end:
-                if exc is not None:
-                    raise exc
-                return
-            yield item
+            time.sleep(GATHER_SECONDS)
+            # Cleared before taking: an item added meanwhile sets it again (never lost).
+            ready.clear()
+            while held:
+                item = held.popleft()
+                if isinstance(item, _End):
+                    if item.error is not None:
+                        raise item.error
+                    return
+                yield item
     finally:
         stop.set()
 

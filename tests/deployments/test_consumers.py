@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from django.utils.html import escape
 
 from deployments import logstream
 from deployments.models import Deploy, LogLine
@@ -168,7 +169,7 @@ def test_a_line_relayed_twice_is_sent_once(cast, running):
         layer = get_channel_layer()
         await layer.group_send(
             logstream.group_name(running.pk),
-            {"type": "log.lines", "lines": [{"seq": 2, "text": "two"}]},
+            {"type": "log.lines", "first": 2, "texts": ["two"]},
         )
         await comm.receive_nothing()
         await _emit(running, "three")
@@ -189,9 +190,8 @@ def test_a_batch_that_overlaps_what_was_sent_sends_only_its_new_lines(cast, runn
         def stored_then_relayed_with_one_already_sent():
             for seq, text in ((3, "three"), (4, "four")):
                 LogLine.objects.create(deploy_id=running.pk, seq=seq, text=text)
-            lines = [{"seq": 2, "text": "two"}, {"seq": 3, "text": "three"}]
             logstream._send(
-                running.pk, {"type": "log.lines", "lines": [*lines, {"seq": 4, "text": "four"}]}
+                running.pk, {"type": "log.lines", "first": 2, "texts": ["two", "three", "four"]}
             )
 
         await database_sync_to_async(stored_then_relayed_with_one_already_sent)()
@@ -200,6 +200,36 @@ def test_a_batch_that_overlaps_what_was_sent_sends_only_its_new_lines(cast, runn
         await _emit(running, "five", "six")
         assert _seqs(await comm.receive_from()) == [5]
         assert _seqs(await comm.receive_from()) == [6]
+        await comm.receive_nothing()
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_batch_of_a_chatty_build_arrives_as_one_message_in_order_and_escaped(cast, running):
+    """Inside a build the worker hands lines on in batches: a batch is one websocket message,
+    every line of it in order, each escaped as the page escapes it."""
+    headers = [ORIGIN, _session(cast.owner)]
+    texts = ["<b>three</b>", *(f"n {i} & {i * 7}" for i in range(4, 1500)), "</div>last"]
+
+    def build():
+        log = logstream.DeployLog(Deploy.objects.get(pk=running.pk))
+        with log.batched():
+            for t in texts:
+                log(t)
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        assert (await _lines_then_summary(comm))[0] == [1, 2]
+        await database_sync_to_async(build)()
+        got: list[str] = []
+        while len(got) < len(texts):
+            html = await comm.receive_from()
+            assert html.startswith('<div id="log" hx-swap-oob="beforeend">')
+            got += re.findall(r'<div class="ln" data-seq="\d+">(.*?)</div>', html)
+            assert _seqs(html) == list(range(len(got) - len(_seqs(html)) + 3, len(got) + 3))
+        assert got == [escape(t) for t in texts]
         await comm.receive_nothing()
         await comm.disconnect()
 

@@ -57,7 +57,7 @@ def test_deploy_log_stores_and_relays_only_redacted_lines(monkeypatch):
     log.line("four")
     stored = list(LogLine.objects.filter(deploy=deploy).values_list("seq", "text"))
     assert stored == [(1, "one ****"), (2, "two"), (3, "**** three"), (4, "four")]
-    assert [x["text"] for m in sent for x in m["lines"]] == [text for _, text in stored]
+    assert [(s, x) for m in sent for s, x in enumerate(m["texts"], m["first"])] == stored
     assert SECRET not in deploy.log_text
 
 
@@ -112,7 +112,7 @@ def relayed(monkeypatch):
 
     def _send(deploy_id, message):
         if message["type"] == "log.lines":
-            sent.append([(x["seq"], x["text"]) for x in message["lines"]])
+            sent.append(list(enumerate(message["texts"], message["first"])))
         else:
             sent.append([(0, message["status"])])
 
@@ -235,6 +235,24 @@ def test_paced_raises_the_streams_error_here(error):
         for item in engine._paced(stream(), lambda: None):
             got.append(item)
     assert got == [1] and caught.value is error
+
+
+@pytest.mark.parametrize("pause_every", [0, 1, 7, 250])
+def test_paced_hands_over_every_item_once_and_in_order_however_they_come(pause_every):
+    """Items are handed over in bursts while the reader goes on adding: none may be lost,
+    doubled or reordered, whether they come all at once, one by one or in runs."""
+    import time
+
+    def stream():
+        for i in range(3000):
+            if pause_every and i % pause_every == 0:
+                time.sleep(0.0001 if pause_every < 100 else 0.06)  # 0.06: quiet spells too
+            yield i
+
+    quiet = []
+    assert list(engine._paced(stream(), lambda: quiet.append(1))) == list(range(3000))
+    if pause_every == 250:
+        assert quiet  # 12 silences longer than QUIET_SECONDS
 
 
 def test_paced_without_on_quiet_is_the_stream_itself():

@@ -142,6 +142,7 @@ def test_the_same_partial_renders_a_line_for_page_websocket_and_sse(client, cast
         "{{ not.a.variable }} {% tag %} %s {} {0}",
         "ünïcödé → ✓ \u200b tab\there",
         "&amp; already escaped &lt;",
+        "\x1b[31mred\x1b[0m \x00 nul </div> \u2028",
         "x" * 9000,
     ],
 )
@@ -157,6 +158,11 @@ def test_a_line_is_its_text_escaped_as_the_template_engine_escapes(text):
     )
     page = Template("{% load deploys %}{{ lines|log_lines }}").render(Context({"lines": lines}))
     assert page == fragments.log_lines(lines)
+    # A relayed batch (consecutive lines from a first seq) renders as the same lines.
+    assert fragments.log_append_texts(7, [text, text[::-1]]) == fragments.log_append(lines)
+    assert page == Template("{{ a }}{{ b }}").render(
+        Context({"a": fragments.log_line(7, text), "b": fragments.log_line(8, text[::-1])})
+    )
 
 
 def test_the_status_fragment_is_an_out_of_band_swap_of_the_summary(cast, deploy):
