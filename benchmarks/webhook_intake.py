@@ -379,7 +379,7 @@ def main() -> int:
             f"""
 Issue 16 item 3. {args.rate:.0f} signed `push` deliveries a second for {args.seconds:.0f} s
 (GitHub's payload shape, ~7 KB, a new connection each, open loop: times from when each was
-due) to `daphne koyra.asgi:application` on loopback, as `make run` starts it (SQLite, WAL;
+due) to daphne (`koyra.serve`) on loopback, as `make run` starts it (SQLite, WAL;
 Redis up; no worker). {WARMUP} warm-up deliveries first, recorded but not timed. A delivery
 not answered within {GITHUB_TIMEOUT} s is an error (GitHub gives up then). Recorded: an accepted
 delivery, a queued deploy and its job in Redis for every one sent. Load average at
