@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -149,7 +150,15 @@ def _accept_pushes(pushes: list[_Judged]) -> dict[int, WebhookDelivery]:
             )
             rows = WebhookDelivery.objects.bulk_create(
                 [
-                    _row(j, outcome=WebhookDelivery.ACCEPTED, deploy=deploy)
+                    _delivery(
+                        app=j.got.app,
+                        event=j.event,
+                        outcome=WebhookDelivery.ACCEPTED,
+                        reason=j.reason,
+                        commit=j.commit,
+                        delivery_id=j.got.delivery_id,
+                        deploy=deploy,
+                    )
                     for j, deploy in zip(pushes, deploys, strict=True)
                 ]
             )
@@ -270,7 +279,13 @@ def _accepted(delivery_id: str) -> WebhookDelivery | None:
     ).first()
 
 
-def _record(
+def _record(**fields: Any) -> WebhookDelivery:
+    delivery = _delivery(**fields)
+    delivery.save(force_insert=True)
+    return delivery
+
+
+def _delivery(
     *,
     app: App,
     event: str,
@@ -280,7 +295,8 @@ def _record(
     delivery_id: str | None = None,
     deploy: Deploy | None = None,
 ) -> WebhookDelivery:
-    return WebhookDelivery.objects.create(
+    """A delivery's row, not saved yet (`_record` saves one; a batch inserts them together)."""
+    return WebhookDelivery(
         app=app,
         deploy=deploy,
         delivery_id=delivery_id,
@@ -288,18 +304,6 @@ def _record(
         commit=commit,
         outcome=outcome,
         reason=reason[:500],
-    )
-
-
-def _row(j: _Judged, *, outcome: str, deploy: Deploy | None) -> WebhookDelivery:
-    return WebhookDelivery(
-        app=j.got.app,
-        deploy=deploy,
-        delivery_id=j.got.delivery_id,
-        event=j.event,
-        commit=j.commit,
-        outcome=outcome,
-        reason=j.reason[:500],
     )
 
 
