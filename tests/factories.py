@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import get_hashers, make_password
+from django.utils import timezone
 
 from apps.models import App
 from deployments.models import Deploy, Image
+from deployments.release_spec import ReleaseSpec
 from secrets_vault import crypto
 
 PASSWORD = "pw-for-tests-123"
@@ -61,3 +64,16 @@ class DeployFactory(factory.django.DjangoModelFactory):
     app = factory.SubFactory(AppFactory)
     commit = "a" * 40
     trigger = "manual"
+
+
+def live_deploy(app, commit="1" * 40, *, domains=(), message="", ago=30) -> Deploy:
+    """A deploy of `app` that went live `ago` minutes ago, with its image and recorded spec."""
+    return DeployFactory.create(
+        app=app,
+        commit=commit,
+        image=ImageFactory(app=app, commit=commit),
+        status=Deploy.Status.LIVE,
+        spec=ReleaseSpec(domains=list(domains)).to_json(),
+        commit_message=message,
+        finished=timezone.now() - timedelta(minutes=ago),
+    )

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import html as htmllib
 import re
-from datetime import timedelta
 from unittest.mock import patch
 
 import pytest
-from django.utils import timezone
 
 from deployments import selectors
 from deployments.boundaries import engine
 from deployments.models import Deploy
-from deployments.release_spec import ReleaseSpec
 from tests import base
-from tests.factories import AppFactory, DeployFactory, ImageFactory
+from tests.factories import AppFactory, DeployFactory, live_deploy
 
 pytestmark = pytest.mark.django_db
 cast = base.cast
@@ -30,19 +27,6 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Links to apps: plain http on port 80, whatever the environment running the tests says.
     settings.KOYRA_ACME_EMAIL, settings.KOYRA_HTTP_PORT = "", 80
-
-
-def _live(app, commit="1" * 40, *, domains=(), message="", ago=30) -> Deploy:
-    d = DeployFactory.create(
-        app=app,
-        commit=commit,
-        image=ImageFactory(app=app, commit=commit),
-        status=Status.LIVE,
-        spec=ReleaseSpec(domains=list(domains)).to_json(),
-        commit_message=message,
-        finished=timezone.now() - timedelta(minutes=ago),
-    )
-    return d
 
 
 def _row(html: str, name: str = "shop") -> str:
@@ -115,7 +99,9 @@ def test_the_link_is_the_first_domain_as_traefik_serves_it(settings, acme, http,
 
 
 def test_a_failed_latest_deploy_leaves_the_app_serving_with_a_warning(client, cast):
-    live = _live(cast.app, domains=["shop.example.com", "m.shop.example.com"], message="v1 ok")
+    live = live_deploy(
+        cast.app, domains=["shop.example.com", "m.shop.example.com"], message="v1 ok"
+    )
     failed = DeployFactory(app=cast.app, commit="2" * 40, status=Status.FAILED, error="unhealthy")
     row = _row(_list(client, cast.viewer, counts={"shop_web": (2, 2)}))
     assert 'data-state="serving"' in row
@@ -140,9 +126,9 @@ def test_an_app_with_nothing_live_and_a_failed_deploy_reads_failed(client, cast)
 
 
 def test_unhealthy_replicas_read_degraded_or_down(client, cast):
-    _live(cast.app)
+    live_deploy(cast.app)
     other = AppFactory(name="zeta", owner=cast.owner)
-    _live(other)
+    live_deploy(other)
     html = _list(client, cast.owner, counts={"shop_web": (1, 3), "zeta_web": (0, 2)})
     assert 'data-state="degraded"' in _row(html) and "1 of 3 replicas healthy" in _row(html)
     assert 'data-state="down"' in _row(html, "zeta") and ">0/2</span>" in _row(html, "zeta")
@@ -153,7 +139,7 @@ def test_unhealthy_replicas_read_degraded_or_down(client, cast):
     ["Cannot reach the Docker engine (connection refused). Start dockerd", "Cannot list services"],
 )
 def test_an_unreachable_engine_shows_question_marks_never_an_error(client, cast, error):
-    _live(cast.app)
+    live_deploy(cast.app)
     DeployFactory(app=cast.app, status=Status.FAILED)
     html = _list(client, cast.owner, error=error)
     row = _row(html)
@@ -163,7 +149,7 @@ def test_an_unreachable_engine_shows_question_marks_never_an_error(client, cast,
 
 
 def test_commit_subjects_are_escaped_and_truncated_on_the_list(client, cast):
-    _live(cast.app, message=f"{HOSTILE}{'y' * 200}\nbody line")
+    live_deploy(cast.app, message=f"{HOSTILE}{'y' * 200}\nbody line")
     row = _row(_list(client, cast.owner))
     assert "<script>" not in row and "body line" not in row
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;quoted&#x27;" in row
@@ -175,7 +161,7 @@ def test_commit_subjects_are_escaped_and_truncated_on_the_list(client, cast):
 
 
 def test_the_app_page_shows_what_serves_apart_from_the_latest_deploy(client, cast):
-    live = _live(cast.app, domains=["shop.example.com"], message=f"{HOSTILE}\nbody")
+    live = live_deploy(cast.app, domains=["shop.example.com"], message=f"{HOSTILE}\nbody")
     Deploy.objects.filter(pk=live.pk).update(commit_author="Ann <b>Dev</b>")
     failed = DeployFactory(app=cast.app, commit="2" * 40, status=Status.FAILED)
     client.force_login(cast.viewer)
@@ -200,7 +186,7 @@ def test_the_app_page_shows_what_serves_apart_from_the_latest_deploy(client, cas
 
 
 def test_the_app_page_without_an_engine_still_renders(client, cast):
-    _live(cast.app)
+    live_deploy(cast.app)
     client.force_login(cast.owner)
     resp = client.get("/apps/shop/")  # the default for unit tests: the engine does not answer
     assert resp.status_code == 200

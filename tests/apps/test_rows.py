@@ -18,11 +18,10 @@ from apps import rows
 from apps.models import App
 from deployments import selectors
 from deployments.models import Deploy
-from deployments.release_spec import ReleaseSpec
 from deployments.templatetags import deploys as timeline
 from deployments.webhooks.models import WebhookDelivery
 from tests import base
-from tests.factories import AppFactory, DeployFactory, ImageFactory
+from tests.factories import AppFactory, DeployFactory, live_deploy
 
 cast = base.cast
 Status = Deploy.Status
@@ -105,18 +104,6 @@ def test_the_state_text_is_what_the_template_wrote(latest, live, replicas):
 # --- The app page's state is the list's ------------------------------------------------------
 
 
-def _live(app, commit, *, domains=(), message="", ago=30) -> Deploy:
-    return DeployFactory.create(
-        app=app,
-        commit=commit,
-        image=ImageFactory(app=app, commit=commit),
-        status=Status.LIVE,
-        spec=ReleaseSpec(domains=list(domains)).to_json(),
-        commit_message=message,
-        finished=timezone.now() - timedelta(minutes=ago),
-    )
-
-
 SCENARIOS = {
     "never deployed": [],
     "live": [("live", "")],
@@ -135,7 +122,9 @@ def test_the_app_page_reads_the_state_the_list_reads(scenario, counts):
     AppFactory(name="other")  # its deploys are not the shop's
     for i, (status, error) in enumerate(SCENARIOS[scenario]):
         if status == "live":
-            _live(app, f"{i}" * 40, domains=["a.example.com", "b.example.com"], message="v\nb")
+            live_deploy(
+                app, f"{i}" * 40, domains=["a.example.com", "b.example.com"], message="v\nb"
+            )
         else:
             DeployFactory(app=app, commit=f"{i}" * 40, status=status, error=error)
     listed = selectors.row_state(selectors.app_rows(App.objects.filter(name="shop"))[0], counts)
