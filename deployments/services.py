@@ -22,6 +22,7 @@ from apps.validators import validate_commit
 from deployments import heartbeat, jobs, selectors
 from deployments.models import Deploy
 from deployments.transitions import transition
+from koyra import db
 
 log = logging.getLogger(__name__)
 Status = Deploy.Status
@@ -89,12 +90,10 @@ def deploy_create_many(*, commits: Sequence[tuple[App, str]], trigger: str) -> l
     with transaction.atomic():
         # For the same reason deploy_create takes its app's row.
         lock_apps(pks={app.pk for app, _commit in commits})
-        deploys = Deploy.objects.bulk_create(
+        deploys = db.insert_many(
             [Deploy(app=app, commit=commit, trigger=trigger) for app, commit in commits]
         )
         ids = [deploy.pk for deploy in deploys]
-        if None in ids:  # bulk_create returns primary keys on SQLite 3.35+ and PostgreSQL
-            raise RuntimeError("this database did not return the new deploys' ids")
         transaction.on_commit(lambda: deploy_enqueue_many(deploy_ids=ids))
     return deploys
 

@@ -42,7 +42,8 @@ def answer_all(requests: Sequence[Request]) -> list[Answer]:
     size, its signature, before anything is recorded); the verified ones are recorded
     together (`webhook_receive_many`)."""
     names = {r.name for r in requests}
-    apps = {app.name: app for app in App.objects.filter(name__in=names)}
+    # .order_by(): unordered, as a dict needs it (App's default ordering costs ~0.15 ms a batch)
+    apps = {app.name: app for app in App.objects.filter(name__in=names).order_by()}
     answers: dict[int, Answer] = {}
     verified: list[tuple[int, webhook_services.Received]] = []
     for i, r in enumerate(requests):

@@ -20,6 +20,7 @@ from deployments import services as deploy_services
 from deployments.models import Deploy
 from deployments.webhooks import github
 from deployments.webhooks.models import RefusedDeliveries, WebhookDelivery, WorkflowPass
+from koyra import db
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def _accept_pushes(pushes: list[_Judged]) -> dict[int, WebhookDelivery]:
             deploys = deploy_services.deploy_create_many(
                 commits=[(j.got.app, j.commit) for j in pushes], trigger="push"
             )
-            rows = WebhookDelivery.objects.bulk_create(
+            rows = db.insert_many(
                 [
                     _delivery(
                         app=j.got.app,
