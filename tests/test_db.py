@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from django.db import connection
 from django.db.models.expressions import Value
 from django.forms.models import model_to_dict
 
-import pytest
 from deployments.models import Deploy
 from deployments.webhooks.models import WebhookDelivery
 from koyra import db
@@ -19,8 +19,7 @@ def _stored(model, pks):
     """Every column of the rows, as read back from the database."""
     rows = {obj.pk: obj for obj in model.objects.filter(pk__in=pks)}
     return [
-        {f.attname: getattr(rows[pk], f.attname) for f in model._meta.concrete_fields}
-        for pk in pks
+        {f.attname: getattr(rows[pk], f.attname) for f in model._meta.concrete_fields} for pk in pks
     ]
 
 
@@ -59,9 +58,7 @@ def test_rows_are_stored_as_bulk_create_stores_them():
 
 def test_each_object_gets_the_id_of_its_own_row():
     app = AppFactory()
-    made = db.insert_many(
-        [Deploy(app=app, commit=f"{i:040x}", trigger="push") for i in range(250)]
-    )
+    made = db.insert_many([Deploy(app=app, commit=f"{i:040x}", trigger="push") for i in range(250)])
     assert len({d.pk for d in made}) == 250
     assert all(Deploy.objects.get(pk=d.pk).commit == d.commit for d in made)
 
