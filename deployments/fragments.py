@@ -4,6 +4,7 @@ log lines with log_lines and the status summary with the page's named partial, s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from html import escape
 
 from django.template.loader import render_to_string
@@ -25,11 +26,11 @@ LINE = '<div class="ln" data-seq="%d">%s</div>'
 
 def log_line(seq: int, text: str) -> SafeString:
     """One line, as the page shows it."""
-    return log_lines([{"seq": seq, "text": text}])
+    return _lines([(seq, text)])
 
 
 def log_lines(lines: list[dict]) -> SafeString:
-    return mark_safe("".join([LINE % (int(x["seq"]), escape(str(x["text"]))) for x in lines]))  # noqa: S308
+    return _lines((x["seq"], x["text"]) for x in lines)
 
 
 def log_append(lines: list[dict]) -> SafeString:
@@ -39,11 +40,16 @@ def log_append(lines: list[dict]) -> SafeString:
 
 def log_append_texts(first: int, texts: list[str]) -> SafeString:
     """log_append of consecutive lines, the first numbered `first` (a relayed batch)."""
-    return _append("".join([LINE % (seq, escape(str(t))) for seq, t in enumerate(texts, first)]))
+    return _append(_lines(enumerate(texts, first)))
 
 
-def _append(html: str) -> SafeString:
-    return mark_safe(f'<div id="log" hx-swap-oob="beforeend">{html}</div>')  # noqa: S308
+def _lines(numbered: Iterable[tuple[int, str]]) -> SafeString:
+    """The one place a log line's text is escaped (and its seq held to an int)."""
+    return mark_safe("".join([LINE % (int(seq), escape(str(text))) for seq, text in numbered]))  # noqa: S308
+
+
+def _append(lines: SafeString) -> SafeString:
+    return mark_safe(f'<div id="log" hx-swap-oob="beforeend">{lines}</div>')  # noqa: S308
 
 
 def summary(deploy: Deploy, can: dict[str, bool] | None = None) -> str:
