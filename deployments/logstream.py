@@ -179,26 +179,44 @@ class DeployLog:
 
 
 def _store(deploy_id: int, first: int, texts: list[str]) -> None:
-    """One INSERT of many rows, lines first, first + 1, ... Not bulk_create: making and
-    preparing a model instance per line cost ~60 us, most of a chatty build's logging (a RUN
-    printing 10,000 lines); the rows are three plain values and one timestamp for the batch."""
+    """Lines first, first + 1, ... in one transaction, as INSERTs of many rows each. Not
+    bulk_create: making and preparing a model instance per line cost ~60 us, most of a chatty
+    build's logging (a RUN printing 10,000 lines); the rows are three plain values and one
+    timestamp for the batch. Not executemany either: SQLite took twice the CPU for the same
+    rows one at a time (~10 us a row; ~5 us in statements of ~250 rows)."""
     if not texts:
         return
     created = connection.ops.adapt_datetimefield_value(timezone.now())
-    rows = [(deploy_id, seq, text, created) for seq, text in enumerate(texts, first)]
-    # One transaction: in autocommit, SQLite commits (and writes the WAL) once per row.
+    per_statement = _rows_per_statement()
+    # One transaction: in autocommit, SQLite commits (and writes the WAL) once per statement.
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(_insert_sql(), rows)
+        for start in range(0, len(texts), per_statement):
+            chunk = texts[start : start + per_statement]
+            params: list[int | str | None] = []
+            for seq, text in enumerate(chunk, first + start):
+                params += (deploy_id, seq, text, created)
+            cursor.execute(_insert_sql(len(chunk)), params)
+
+
+def _columns() -> list[Field]:
+    fields = [LogLine._meta.get_field(n) for n in ("deploy", "seq", "text", "created")]
+    return [f for f in fields if isinstance(f, Field)]
 
 
 @functools.cache
-def _insert_sql() -> str:
+def _rows_per_statement() -> int:
+    """As many rows as the database takes parameters for in one statement (SQLite: 999)."""
+    return max(1, connection.ops.bulk_batch_size(_columns(), [None] * BATCH_LINES))
+
+
+@functools.lru_cache(maxsize=4)  # a full statement and the last of a batch, mostly
+def _insert_sql(rows: int) -> str:
     quote = connection.ops.quote_name
-    fields = [LogLine._meta.get_field(n) for n in ("deploy", "seq", "text", "created")]
-    columns = ", ".join(quote(str(f.column)) for f in fields if isinstance(f, Field))
+    columns = ", ".join(quote(str(f.column)) for f in _columns())
+    row = "(" + ", ".join(["%s"] * len(_columns())) + ")"
     # Names from the model's own metadata, values only as parameters.
     table = quote(LogLine._meta.db_table)
-    return f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s)"  # noqa: S608
+    return f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * rows)}"  # noqa: S608
 
 
 def status_changed(deploy: Deploy) -> None:

@@ -178,6 +178,24 @@ def test_a_batch_goes_when_it_is_full_of_lines_or_of_characters(relayed, clock):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("extra", [0, 1, 2])
+def test_a_batch_longer_than_one_statement_is_stored_whole_and_in_order(relayed, clock, extra):
+    """A batch is stored by statements of as many rows as the database takes parameters for:
+    the lines of every statement, the last one shorter, each exactly as it came (texts that
+    look like the statement's own placeholders included)."""
+    deploy = DeployFactory()
+    log = logstream.DeployLog(deploy)
+    tricky = ["%s", "%%s", "?", "%(x)s", "'); DROP TABLE x; --", "\\", "é 字 🙂", "'%s'"]
+    count = 2 * logstream._rows_per_statement() + extra
+    texts = [f"{i} {tricky[i % len(tricky)]}" for i in range(count)]
+    with log.batched():
+        log("start")
+        log("\n".join(texts))  # held, then handed on as one batch
+    assert _stored(deploy) == [(1, "start"), *enumerate(texts, 2)]
+    assert [s for batch in relayed for s, _ in batch] == list(range(1, count + 2))
+
+
+@pytest.mark.django_db
 def test_a_status_change_hands_on_the_held_lines_first(relayed, clock):
     deploy = DeployFactory(status=Status.BUILDING)
     log = logstream.DeployLog(deploy)
@@ -288,3 +306,4 @@ def test_lines_held_when_a_stream_goes_silent_are_stored_and_relayed_during_the_
         [(1, "Step 1/2 : RUN make"), (2, "compiling a"), (3, "compiling b")]
     ]
     assert [s for batch in relayed for s, _ in batch] == [1, 2, 3, 4]
+
