@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import threading
 import time
 import weakref
@@ -69,8 +70,11 @@ def _relay_loop() -> asyncio.AbstractEventLoop:
     loop, so a relay costs one round trip instead of a new loop and connection per line
     (2.6 ms -> well under 1 ms a line; a chatty build streams without slowing down)."""
     loop = getattr(_relay, "loop", None)
-    if loop is None or loop.is_closed():
+    # A loop made before fork() (the worker's sweep relays a status, then RQ forks a work
+    # horse) is left alone in the child: its selector and Redis socket are the parent's too.
+    if loop is None or loop.is_closed() or getattr(_relay, "pid", None) != os.getpid():
         loop = _relay.loop = asyncio.new_event_loop()
+        _relay.pid = os.getpid()
     return loop
 
 

@@ -307,3 +307,24 @@ def test_lines_held_when_a_stream_goes_silent_are_stored_and_relayed_during_the_
     ]
     assert [s for batch in relayed for s, _ in batch] == [1, 2, 3, 4]
 
+
+def test_a_relay_loop_made_before_fork_is_not_used_by_the_child():
+    """The worker's sweep may relay a status before RQ forks a work horse: the child must not
+    share the parent's loop (its selector and Redis socket)."""
+    import os
+
+    parent = logstream._relay_loop()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child's answer is checked below)
+        try:
+            child = logstream._relay_loop()
+            again = logstream._relay_loop()
+            ok = child is not parent and again is child and not child.is_closed()
+            os.write(write, b"own loop" if ok else b"parent's loop")
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 64) == b"own loop"
+    assert logstream._relay_loop() is parent and not parent.is_closed()
