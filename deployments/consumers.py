@@ -17,17 +17,32 @@ from deployments.models import Deploy, LogLine
 REFUSED = 4403  # before accept: the handshake is refused (daphne answers 403)
 FINISHED = 1000  # normal closure: the htmx ws extension does not reconnect
 REVOKED = 4403  # after accept: the user lost access to the app meanwhile
-# An open socket re-checks access this often (and on every status message).
+# An open socket re-checks access this often (and on every status message), and reads what
+# the relay may have missed meanwhile (see DeployLogConsumer).
 ACCESS_RECHECK_SECONDS = 5.0
 
 
 @database_sync_to_async
 def _may_see(user, pk: int) -> bool:
+    return _access(user, pk) is not None
+
+
+@database_sync_to_async
+def _may_see_and_finished(user, pk: int) -> tuple[bool, bool]:
+    finished = _access(user, pk)
+    return finished is not None, bool(finished)
+
+
+def _access(user, pk: int) -> bool | None:
+    """None when `user` may not see deploy `pk` (or either is gone), else whether the deploy
+    is finished."""
     if user is None or not user.is_authenticated:
-        return False
+        return None
     user = get_user_model().objects.filter(pk=user.pk).first()  # fresh: is_active, roles
     deploy = Deploy.objects.select_related("app").filter(pk=pk).first()
-    return user is not None and deploy is not None and access.may(user, deploy.app, "see")
+    if user is None or deploy is None or not access.may(user, deploy.app, "see"):
+        return None
+    return deploy.is_finished
 
 
 @database_sync_to_async
@@ -60,10 +75,13 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
 
     Lines carry their seq and the consumer remembers the last one it sent: it joins the group
     before reading the backlog, so a line stored meanwhile arrives twice (the second is
-    dropped) and never zero times. A gap in the relayed seqs (the channel layer drops
-    messages for a full channel) is filled from the database, the log's record."""
+    dropped) and never zero times. The relay is Redis pub/sub, which forgets what it could
+    not deliver (a dropped connection): a gap in the relayed seqs is filled from the database,
+    the log's record, and every ACCESS_RECHECK_SECONDS the socket reads what it missed, and
+    closes once the deploy is finished, even when the final status never came."""
 
     sent = 0
+    closed = False
     watcher: asyncio.Task | None = None
 
     async def connect(self):
@@ -93,28 +111,55 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def dispatch(self, message):
+        # Channels closes stale database connections before every handler, a hop to a thread
+        # and back (a third of this consumer's CPU during a chatty build). log.lines touches
+        # the database only through database_sync_to_async, which closes them itself.
+        if message.get("type") == "log.lines":
+            await self.log_lines(message)
+            return
+        await super().dispatch(message)
+
+    async def close(self, code=None, reason=None):
+        """Once: the watcher and a status event may both decide to close."""
+        if self.closed:
+            return
+        self.closed = True
+        await super().close(code=code, reason=reason)
+
     async def _watch_access(self) -> None:
-        while True:
+        while not self.closed:
             await asyncio.sleep(ACCESS_RECHECK_SECONDS)
-            if not await self._still_allowed():
+            allowed, finished = await _may_see_and_finished(self.scope.get("user"), self.pk)
+            if not allowed:
+                await self._revoke()
                 return
+            await self._catch_up()
+            if finished and not self.closed:  # its final status event was lost
+                await self._send_summary()
+                await self.close(code=FINISHED)
 
     async def _still_allowed(self) -> bool:
         """False (and the socket closed) once the user may no longer see the deploy."""
         if await _may_see(self.scope.get("user"), self.pk):
             return True
+        await self._revoke()
+        return False
+
+    async def _revoke(self) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
         await self.close(code=REVOKED)
-        return False
 
     async def receive(self, text_data=None, bytes_data=None):
         pass  # nothing to say to us
 
     async def _catch_up(self, upto: int | None = None) -> None:
         lines = await _lines(self.pk, self.sent, upto)
-        if lines:
+        # The relay may have sent some of them while the database was read.
+        lines = [line for line in lines if line["seq"] > self.sent]
+        if lines and not self.closed:
             self.sent = lines[-1]["seq"]
             await self.send(text_data=fragments.log_append(lines))
 
@@ -129,7 +174,7 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
         (logstream.DeployLog.flush)."""
         first, texts = event["first"], event["texts"]
         last = first + len(texts) - 1
-        if last <= self.sent:
+        if last <= self.sent or self.closed:
             return
         if first > self.sent + 1:
             await self._catch_up(upto=last)
@@ -142,7 +187,7 @@ class DeployLogConsumer(AsyncWebsocketConsumer):
         # The worker stores (and relays) every line before the status change that follows
         # it: after a final status, judged by the event and not by a fresher row, nothing
         # more will come. Catch up, show it, and close.
-        if not await self._still_allowed():
+        if self.closed or not await self._still_allowed():
             return
         await self._catch_up()
         await self._send_summary(event)

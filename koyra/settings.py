@@ -157,13 +157,15 @@ RQ_QUEUES = {
 }
 RQ_SHOW_ADMIN_LINK = True
 
-# A consumer waits for its next message with a blocking pop that Redis ends after 5 s
-# (channels_redis' brpop_timeout); redis-py 8 gives up reading after 5 s by default, so a
-# websocket whose deploy said nothing for 5 s died with "Timeout reading from" (the page
-# reconnected). The socket waits longer than the pop.
+# Redis pub/sub: a relayed batch of log lines is one PUBLISH for the worker and one message
+# pushed to each viewer's process. The list-based RedisChannelLayer cost a Lua script and
+# three more round trips a message, each carrying the batch again (its backup queue), a third
+# of a chatty build's relay CPU; what pub/sub does not keep (a message sent while a
+# connection was down) the live log's consumer reads back from the database (consumers.py).
+# A socket waits at most 15 s for Redis: a worker never hangs on a relay.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
     }
 }

@@ -257,6 +257,71 @@ def test_lines_the_channel_layer_dropped_are_filled_from_the_database(cast, runn
     async_to_sync(scenario)()
 
 
+def test_lines_the_relay_lost_arrive_by_the_next_recheck_when_nothing_follows(
+    cast, running, monkeypatch
+):
+    """Redis pub/sub forgets a message sent while a connection was down; when no later line
+    shows the gap, the periodic re-check reads it from the database (once)."""
+    from deployments import consumers
+
+    monkeypatch.setattr(consumers, "ACCESS_RECHECK_SECONDS", 0.2)
+    headers = [ORIGIN, _session(cast.viewer)]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        await _lines_then_summary(comm)
+
+        def stored_but_never_relayed():
+            for seq in (3, 4):
+                LogLine.objects.create(deploy_id=running.pk, seq=seq, text=f"lost {seq}")
+
+        await database_sync_to_async(stored_but_never_relayed)()
+        got = await comm.receive_from(timeout=3)
+        assert _seqs(got) == [3, 4] and "lost 4" in got
+        assert await comm.receive_nothing(timeout=0.6)  # rechecked, nothing sent twice
+        await _emit(running, "five")
+        assert _seqs(await comm.receive_from()) == [5]
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize("status", Deploy.FINISHED)
+def test_a_final_status_the_relay_lost_still_ends_the_socket(cast, running, monkeypatch, status):
+    """The deploy ended and neither its last lines nor its final status reached this socket:
+    the re-check sends the lines, then the final summary, and closes (the page does not say
+    "following live" forever)."""
+    from deployments import consumers
+
+    monkeypatch.setattr(consumers, "ACCESS_RECHECK_SECONDS", 0.2)
+    headers = [ORIGIN, _session(cast.owner)]
+
+    async def scenario():
+        comm = _connect(running, headers)
+        assert (await comm.connect())[0]
+        await _lines_then_summary(comm)
+
+        def finished_unheard():
+            LogLine.objects.create(deploy_id=running.pk, seq=3, text="the end")
+            Deploy.objects.filter(pk=running.pk).update(status=status)
+
+        await database_sync_to_async(finished_unheard)()
+        assert _seqs(await comm.receive_from(timeout=3)) == [3]
+        summary = await comm.receive_from(timeout=3)
+        assert f'data-status="{status}" data-finished' in summary
+        assert await comm.receive_output(timeout=3) == {"type": "websocket.close", "code": 1000}
+        # Its status event arriving late changes nothing: the socket is closed once.
+        layer = get_channel_layer()
+        await layer.group_send(
+            logstream.group_name(running.pk),
+            {"type": "deploy.status", "status": status, "stages": {}, "error": ""},
+        )
+        assert await comm.receive_nothing(timeout=0.5)
+
+    async_to_sync(scenario)()
+
+
 @pytest.mark.parametrize("who", ["outsider", "staff", None])  # staff: is_staff gives nothing
 def test_a_user_who_may_not_see_the_app_is_refused(cast, running, who):
     headers = [ORIGIN] + ([_session(getattr(cast, who))] if who else [])

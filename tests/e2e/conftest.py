@@ -6,6 +6,7 @@ removed afterwards."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import secrets
 import signal
@@ -258,12 +259,11 @@ def worker(cluster_ready, django_db_setup, django_db_blocker, tmp_path_factory, 
 
 @pytest.fixture(autouse=True)
 def _redis_channel_layer(settings):
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [settings.REDIS_URL]},
-        }
-    }
+    """The product's own channel layer (tests/conftest.py puts an in-memory one in its place
+    for unit tests)."""
+    from koyra import settings as product
+
+    settings.CHANNEL_LAYERS = copy.deepcopy(product.CHANNEL_LAYERS)
 
 
 def wait_deploy(deploy, timeout: float = 240):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import http.cookiejar
 import os
+import re
 import socket
 import struct
 import time
@@ -227,3 +228,37 @@ def test_revoked_while_connected_closes_the_socket_and_ends_the_stream(world):
         sock.close()
         resp.close()
     assert s.request("GET", f"/apps/{app.name}/")[0] == 404
+
+
+def test_lines_and_the_final_status_reach_daphne_through_redis_pub_sub_at_once(world):
+    """The relay as in production: this process writes as the worker does (stored, then one
+    PUBLISH a batch), the daphne process pushes each batch to its socket. Everything must
+    arrive well before the socket's five-second re-check could have read it instead."""
+    base, _app, users, deploy = world
+    s = Session(base)
+    s.login(users["viewer"].username)
+    status, sock = _ws_open(base, f"/ws/deploys/{deploy.pk}/", s.cookie("sessionid"))
+    assert status == 101
+    connected = time.monotonic()
+    try:
+        sock.settimeout(3)
+        assert b'data-seq="1"' in _ws_frame(sock)[1]  # the backlog
+        assert b'id="summary"' in _ws_frame(sock)[1]
+        log = logstream.DeployLog(deploy)
+        log("one line, on its own")
+        assert re.findall(rb'data-seq="(\d+)"', _ws_frame(sock)[1]) == [b"2"]
+        texts = [f"n {i} <&>" for i in range(2000)]
+        with log.batched():  # a chatty build: batches of up to BATCH_LINES
+            log("\n".join(texts))
+        got: list[bytes] = []
+        while len(got) < len(texts):
+            got += re.findall(rb'<div class="ln" data-seq="\d+">(.*?)</div>', _ws_frame(sock)[1])
+        assert got == [f"n {i} &lt;&amp;&gt;".encode() for i in range(2000)]
+        deploy.status = Deploy.Status.FAILED
+        deploy.save(update_fields=["status"])
+        logstream.status_changed(deploy)
+        assert b'data-status="failed" data-finished' in _ws_frame(sock)[1]
+        assert _ws_until_close(sock, timeout=3) == 1000
+        assert time.monotonic() - connected < 4.5  # the re-check comes at 5 s
+    finally:
+        sock.close()
