@@ -3,9 +3,11 @@ the worker's sweep. Running one deploy is `pipeline.deploy_run`, called by the w
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import django_rq
 from django.conf import settings
@@ -58,7 +60,7 @@ def deploy_create(
         older = app.deploys.filter(status=Status.QUEUED).exclude(pk=deploy.pk)
         for stale in older if trigger not in Deploy.WEBHOOK_TRIGGERS else ():
             transition(stale, Status.SUPERSEDED, by=deploy)
-        transaction.on_commit(lambda: deploy_enqueue(deploy_id=deploy.pk))
+        transaction.on_commit(lambda: _defer([deploy.pk]) or deploy_enqueue(deploy_id=deploy.pk))
     return deploy
 
 
@@ -94,8 +96,37 @@ def deploy_create_many(*, commits: Sequence[tuple[App, str]], trigger: str) -> l
             [Deploy(app=app, commit=commit, trigger=trigger) for app, commit in commits]
         )
         ids = [deploy.pk for deploy in deploys]
-        transaction.on_commit(lambda: deploy_enqueue_many(deploy_ids=ids))
+        transaction.on_commit(lambda: _defer(ids) or deploy_enqueue_many(deploy_ids=ids))
     return deploys
+
+
+_after = threading.local()
+
+
+@contextlib.contextmanager
+def enqueue_after() -> Iterator[None]:
+    """Deploys this thread commits inside the block are handed to the worker when it ends,
+    in one enqueue, instead of at each commit. The webhook intake answers GitHub first: the
+    committed row is the record, the job only transport (RQ made 0.6 ms of the GIL a job,
+    which a batch's every answer waited for; BENCHMARKS.md). Whatever fails here the worker's
+    sweep enqueues."""
+    ids: list[int] = []
+    _after.ids = ids
+    try:
+        yield
+    finally:
+        _after.ids = None
+        deploy_enqueue_many(deploy_ids=ids)
+
+
+def _defer(ids: list[int]) -> bool:
+    """On commit (a deploy rolled back is never handed over): inside enqueue_after, keep
+    `ids` for the end of the block and say so; else False, to be handed over now."""
+    later = getattr(_after, "ids", None)
+    if later is None:
+        return False
+    later.extend(ids)
+    return True
 
 
 _queues: dict[str, Queue] = {}

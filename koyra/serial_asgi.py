@@ -36,6 +36,7 @@ from django.db import connections
 from django.http.request import split_domain_port, validate_host
 from django.urls import Resolver404, resolve
 
+from deployments import services as deploy_services
 from deployments.webhooks import intake
 from deployments.webhooks import services as webhook_services
 from deployments.webhooks.views import github_webhook
@@ -152,9 +153,11 @@ class WebhookIntake:
             for w in batch:
                 if w not in live:
                     _reply(w, None)
-            answers = self.answer([w.request() for w in live])
-            for w, answer in zip(live, answers, strict=True):
-                _reply(w, answer)
+            # The deploys recorded go to the worker's queue once every answer is on its way.
+            with deploy_services.enqueue_after():
+                answers = self.answer([w.request() for w in live])
+                for w, answer in zip(live, answers, strict=True):
+                    _reply(w, answer)
         except Exception:
             log.exception("webhook intake: a batch of %d could not be answered", len(batch))
         finally:

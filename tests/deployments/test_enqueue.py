@@ -119,3 +119,46 @@ def test_deploys_made_together_are_webhook_deploys_of_valid_commits():
         ("b" * 40, "push", Status.QUEUED),
     ]
     assert all(d.pk for d in made)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_enqueue_after_committed_deploys_are_handed_over_together_at_the_end(monkeypatch):
+    """Every deploy committed in the block, from deploy_create_many and deploy_create alike, in
+    one enqueue when it ends; a transaction rolled back hands nothing over; outside a block a
+    deploy is handed over at its commit, as before."""
+    from django.db import transaction
+
+    from tests.factories import AppFactory
+
+    calls: list[list[int]] = []
+
+    def handed_over(*, deploy_ids):
+        calls.append(list(deploy_ids))
+        return set(deploy_ids)
+
+    monkeypatch.setattr(services, "deploy_enqueue_many", handed_over)
+    app, other = AppFactory(), AppFactory()
+    with services.enqueue_after():
+        made = services.deploy_create_many(
+            commits=[(app, "a" * 40), (other, "b" * 40)], trigger="push"
+        )
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.deploy_create_many(commits=[(app, "c" * 40)], trigger="push")
+            raise RuntimeError("the batch broke down")
+        single = services.deploy_create(app=other, trigger="push")
+        assert calls == []  # nothing yet: the answers go first
+    assert calls == [[made[0].pk, made[1].pk, single.pk]]
+    later = services.deploy_create(app=app, trigger="push")
+    assert calls[1:] == [[later.pk]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_enqueue_after_could_not_hand_over_stays_queued_for_the_sweep(world):
+    queue, _now = world  # Redis does not answer
+    from tests.factories import AppFactory
+
+    with services.enqueue_after():
+        (made,) = services.deploy_create_many(commits=[(AppFactory(), "a" * 40)], trigger="push")
+    assert queue.calls == [made.pk]
+    made.refresh_from_db()
+    assert made.status == Status.QUEUED and made.enqueued is None
