@@ -111,11 +111,11 @@ def enqueue_after() -> Iterator[None]:
     which a batch's every answer waited for; BENCHMARKS.md). Whatever fails here the worker's
     sweep enqueues."""
     ids: list[int] = []
-    _after.ids = ids
+    outer, _after.ids = getattr(_after, "ids", None), ids
     try:
         yield
     finally:
-        _after.ids = None
+        _after.ids = outer
         deploy_enqueue_many(deploy_ids=ids)
 
 

@@ -158,11 +158,11 @@ RQ_QUEUES = {
 RQ_SHOW_ADMIN_LINK = True
 
 # Redis pub/sub: a relayed batch of log lines is one PUBLISH for the worker and one message
-# pushed to each viewer's process. The list-based RedisChannelLayer cost a Lua script and
-# three more round trips a message, each carrying the batch again (its backup queue), a third
-# of a chatty build's relay CPU; what pub/sub does not keep (a message sent while a
-# connection was down) the live log's consumer reads back from the database (consumers.py).
-# A socket waits at most 15 s for Redis: a worker never hangs on a relay.
+# pushed to each viewer's process. The list-based RedisChannelLayer took, per message, a Lua
+# script and a lookup to send it, and a script, a pop and two more round trips to receive it
+# (the batch written back to a backup queue and read out again); what pub/sub does not keep
+# (a message sent while a connection was down) the live log's consumer reads back from the
+# database (consumers.py). A socket waits at most 15 s for Redis: no relay hangs a worker.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",

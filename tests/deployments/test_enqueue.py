@@ -162,3 +162,24 @@ def test_what_enqueue_after_could_not_hand_over_stays_queued_for_the_sweep(world
     assert queue.calls == [made.pk]
     made.refresh_from_db()
     assert made.status == Status.QUEUED and made.enqueued is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_nested_enqueue_after_hands_over_its_own_and_leaves_the_outer_one_whole(monkeypatch):
+    from tests.factories import AppFactory
+
+    calls: list[list[int]] = []
+
+    def handed_over(*, deploy_ids):
+        calls.append(list(deploy_ids))
+        return set(deploy_ids)
+
+    monkeypatch.setattr(services, "deploy_enqueue_many", handed_over)
+    app = AppFactory()
+    with services.enqueue_after():
+        (first,) = services.deploy_create_many(commits=[(app, "a" * 40)], trigger="push")
+        with services.enqueue_after():
+            (inner,) = services.deploy_create_many(commits=[(app, "b" * 40)], trigger="push")
+        assert calls == [[inner.pk]]
+        (last,) = services.deploy_create_many(commits=[(app, "c" * 40)], trigger="push")
+    assert calls == [[inner.pk], [first.pk, last.pk]]
