@@ -108,10 +108,17 @@ def test_retention_keeps_the_last_n_releases_and_frees_blobs(
         assert d.status == Deploy.Status.LIVE, d.log_text
         deploys.append(d)
     assert settings.KOYRA_KEEP_RELEASES == 10
+    # Retention runs once the deploy is live, which is when wait_deploy returns: its log line,
+    # written after every deletion, says it is done.
+    last = deploys[-1].pk
+    wait_for(
+        lambda: "retention: removed" in Deploy.objects.get(pk=last).log_text,
+        30,
+        "retention after the last release",
+    )
     tags = registry.tags(name)
     assert len(tags) == 10
     assert set(tags) == {_tag(d) for d in deploys[-10:]}
-    assert "retention: removed" in deploys[-1].log_text
 
     before = retention.disk_usage()["registry"]
     run = retention.prune_all(say=lambda s: None)
