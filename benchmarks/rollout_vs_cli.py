@@ -369,8 +369,8 @@ def report(results: list[dict]) -> tuple[float, float, int]:
         "Push to live and rollback against the docker CLI (benchmarks/rollout_vs_cli.py)",
         f"""
 Issue 16 items 1, 5, 8. Median of {RUNS} each, Koyra and by hand alternating, in one run on
-the shared engine. **The machine was shared with other engineers running builds and e2e suites
-(load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on 2 cores)**: absolute
+the shared engine (load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on 2
+cores, whatever else the machine ran meanwhile included): absolute
 seconds vary between runs; the ratios come from runs interleaved under the same load.
 Koyra: signed webhook (in-process client) -> row -> Redis -> worker process -> live. By hand:
 git clone + checkout, `docker build` (same cache), `docker push`, `docker service update
