@@ -73,6 +73,16 @@ def _emit(deploy: Deploy, *texts: str):
     return database_sync_to_async(run)()
 
 
+def _stored_but_never_relayed(deploy: Deploy, *seqs: int):
+    """Lines in the database that no relay message announced (one lost on the way)."""
+
+    def run():
+        for seq in seqs:
+            LogLine.objects.create(deploy_id=deploy.pk, seq=seq, text=f"lost {seq}")
+
+    return database_sync_to_async(run)()
+
+
 @pytest.mark.parametrize("who", ["owner", "member", "viewer", "superuser"])
 def test_a_user_who_may_see_the_app_gets_the_backlog_then_live_lines_in_order(cast, running, who):
     headers = [ORIGIN, _session(getattr(cast, who))]
@@ -243,12 +253,7 @@ def test_lines_the_channel_layer_dropped_are_filled_from_the_database(cast, runn
         comm = _connect(running, headers)
         assert (await comm.connect())[0]
         await _lines_then_summary(comm)
-
-        def stored_but_never_relayed():
-            for seq in (3, 4):
-                LogLine.objects.create(deploy_id=running.pk, seq=seq, text=f"lost {seq}")
-
-        await database_sync_to_async(stored_but_never_relayed)()
+        await _stored_but_never_relayed(running, 3, 4)
         await _emit(running, "five")
         got = await comm.receive_from()
         assert _seqs(got) == [3, 4, 5] and "lost 4" in got
@@ -271,12 +276,7 @@ def test_lines_the_relay_lost_arrive_by_the_next_recheck_when_nothing_follows(
         comm = _connect(running, headers)
         assert (await comm.connect())[0]
         await _lines_then_summary(comm)
-
-        def stored_but_never_relayed():
-            for seq in (3, 4):
-                LogLine.objects.create(deploy_id=running.pk, seq=seq, text=f"lost {seq}")
-
-        await database_sync_to_async(stored_but_never_relayed)()
+        await _stored_but_never_relayed(running, 3, 4)
         got = await comm.receive_from(timeout=3)
         assert _seqs(got) == [3, 4] and "lost 4" in got
         assert await comm.receive_nothing(timeout=0.6)  # rechecked, nothing sent twice
