@@ -248,7 +248,7 @@ def test_lines_and_the_final_status_reach_daphne_through_redis_pub_sub_at_once(w
         log("one line, on its own")
         assert re.findall(rb'data-seq="(\d+)"', _ws_frame(sock)[1]) == [b"2"]
         texts = [f"n {i} <&>" for i in range(2000)]
-        with log.batched():  # a chatty build: batches of up to BATCH_LINES
+        with log.batched():  # a chatty build's burst: one relayed batch of 2,000 lines
             log("\n".join(texts))
         got: list[bytes] = []
         while len(got) < len(texts):
