@@ -12,7 +12,9 @@ confidence interval of that median, to say whether the rounds show it); exits 1 
 
 Run: .venv/bin/python benchmarks/log_latency.py [--no-write] [--rounds N] (needs Redis and a
 Docker engine; --no-write prints the section instead of writing BENCHMARKS.md; N rounds of
-the three builds, 30 by default, about 3 s a round)."""
+the three builds, 100 by default, about 4 s a round). Not fewer by default: one build's time
+varies by +-25 % here, so the median of 30 rounds' ratios is known to about +-6 %, too wide
+to tell 5 % from 0 (BENCHMARKS.md, issue 16 item 4)."""
 
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ from koyra.asgi import application  # noqa: E402
 N_PACED, PACE = 300, 0.02
 N_BURST = 2000
 N_BUILD = 10_000
-BUILD_PAIRS = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 30
+BUILD_PAIRS = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 100
 ARMS = ("plain", "log", "viewer")
 NO_WRITE = "--no-write" in sys.argv  # print the section instead of writing BENCHMARKS.md
 DAEMONS = ("dockerd", "containerd", "redis-server")
@@ -73,10 +75,17 @@ def build_writer() -> None:
     """The worker's side of real builds, one per command on stdin (`<deploy id> <context>
     <out>`), in one process so no build pays a Python start-up: engine.build as the pipeline
     calls it (lines handed to DeployLog in batches), recording when each line was read from
-    the engine's stream and the CPU this process spent on the build (all its threads)."""
+    the engine's stream and the CPU this process spent on the build (all its threads). The
+    command `rm` removes the last build's image, once the benchmark has read the CPU the
+    build cost (the plain arm's image is removed after its reading too)."""
     from deployments.boundaries import engine
 
+    tag = f"koyra-bench/loglines:{os.getpid()}"
     for command in sys.stdin:
+        if command.strip() == "rm":
+            engine.image_remove(tag)
+            print("removed", flush=True)
+            continue
         deploy_id, context, out = command.split()
         log = logstream.DeployLog(Deploy.objects.get(pk=int(deploy_id)))
         read: list[tuple[str, float]] = []
@@ -85,7 +94,6 @@ def build_writer() -> None:
             read.append((text, time.time()))
             log.line(text)
 
-        tag = f"koyra-bench/loglines:{os.getpid()}"
         cpu, t = time.process_time(), time.perf_counter()
         with log.batched():  # as pipeline._build_image
             engine.build(
@@ -99,7 +107,6 @@ def build_writer() -> None:
         seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
         logstream.status_changed(log.deploy)  # as above
         Path(out).write_text(json.dumps({"seconds": seconds, "cpu": cpu, "read": read}))
-        engine.image_remove(tag)
         print("done", flush=True)
 
 
@@ -234,6 +241,12 @@ class Writer:
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "done", "the build writer failed"
 
+    def remove_image(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("rm\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "removed", "the build writer failed"
+
     def close(self) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
@@ -251,9 +264,10 @@ async def _koyra_build(writer: Writer, deploy_id: int, viewer: Viewer | None) ->
             await viewer.until(N_BUILD)
         await asyncio.to_thread(writer.wait)
         cpu = _cpu_used(before, _cpu_sample(writer.proc.pid))
+        await asyncio.to_thread(writer.remove_image)  # not counted, as in the plain arm
         result = json.loads(out.read_text())
-    # The writer removed its image before answering: its /proc count includes that, its
-    # own count (process_time around engine.build) does not.
+    # Its own clock around engine.build: the /proc count includes reading the command and
+    # writing the result.
     cpu["writer"] = result["cpu"]
     if viewer is None:
         return {"seconds": result["seconds"], "cpu": cpu}
