@@ -12,9 +12,9 @@ confidence interval of that median, to say whether the rounds show it); exits 1 
 
 Run: .venv/bin/python benchmarks/log_latency.py [--no-write] [--rounds N] (needs Redis and a
 Docker engine; --no-write prints the section instead of writing BENCHMARKS.md; N rounds of
-the three builds, 100 by default, about 4 s a round). Not fewer by default: one build's time
-varies by +-25 % here, so the median of 30 rounds' ratios is known to about +-6 %, too wide
-to tell 5 % from 0 (BENCHMARKS.md, issue 16 item 4)."""
+the three builds, 100 by default, about 4 s a round). Not fewer by default: one round's
+ratio varies by about +-25 % here, so the median of 30 rounds' is known to about +-6 %, too
+wide to tell 5 % from 0 (BENCHMARKS.md, issue 16 item 4)."""
 
 from __future__ import annotations
 
