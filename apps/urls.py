@@ -26,5 +26,10 @@ urlpatterns = [
     path("<app:name>/rollback/", views_releases.app_rollback, name="app-rollback"),
     path("<app:name>/promote/<int:pk>/", views_releases.app_promote, name="app-promote"),
     path("<app:name>/cancel/", views_releases.app_cancel, name="app-cancel"),
+    path(
+        "<app:name>/deploys/<int:pk>/cancel/",
+        views_releases.deploy_cancel,
+        name="deploy-cancel",
+    ),
     path("<app:name>/secrets/", include("secrets_vault.urls")),
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from apps.models import App
@@ -79,17 +80,22 @@ def _confirm_cancel(request, app: App):
     if not pending:
         messages.info(request, f"{app.name} has no queued or running deploy to cancel.")
         return redirect("app-detail", name=app.name)
+    return _cancel_question(request, app, pending, heading=f"Cancel deploys of {app.name}")
+
+
+def _cancel_question(request, app: App, pending: list[Deploy], **context):
+    """The confirmation naming each deploy of `pending` that a Cancel would stop."""
     live = selectors.live_deploy(app)
     names = ", ".join(f"#{d.pk} ({d.status}, commit {d.short_commit[:7] or '?'})" for d in pending)
     context = {
         "app": app,
-        "heading": f"Cancel deploys of {app.name}",
         "question": f"Cancel {names}? "
         + (f"#{live.pk} stays live." if live else "Nothing is live now."),
         "note": "A running build stops at its next step; queued deploys never start.",
         "action": request.path,
         "button": "Cancel " + ("them" if len(pending) > 1 else f"#{pending[0].pk}"),
         "danger": True,
+        **context,
     }
     return render(request, "apps/confirm.html", context)
 
@@ -105,4 +111,40 @@ def app_cancel(request, name: str):
         messages.info(request, f"{app.name} has no queued or running deploy to cancel.")
         return redirect("app-detail", name=app.name)
     messages.success(request, f"Cancelling deploy #{deploy.pk}.", extra_tags="progress")
+    return redirect("deploy-detail", pk=deploy.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def deploy_cancel(request, name: str, pk: int):
+    """Cancel on a deploy's page: that deploy alone, as a user of any deploy history expects
+    (the app page's Cancel stops every queued and running one). Back leads to its page."""
+    app = _get_app_for_user(request, name, "deploy")
+    deploy = get_object_or_404(app.deploys, pk=pk)
+    if deploy.is_finished:
+        return _nothing_to_cancel(request, deploy)
+    if request.method == "GET":
+        back = reverse("deploy-detail", kwargs={"pk": deploy.pk})
+        return _cancel_question(
+            request,
+            app,
+            [deploy],
+            heading=f"Cancel deploy #{deploy.pk} of {app.name}",
+            note="It never starts."
+            if deploy.status == Deploy.Status.QUEUED
+            else "It stops at its next step; a rollout under way is undone.",
+            back=back,
+            back_label=f"Back to deploy #{deploy.pk}",
+        )
+    if not deploys.deploy_cancel_one(deploy=deploy):  # it finished since the question
+        return _nothing_to_cancel(request, deploy)
+    messages.success(request, f"Cancelling deploy #{deploy.pk}.", extra_tags="progress")
+    return redirect("deploy-detail", pk=deploy.pk)
+
+
+def _nothing_to_cancel(request, deploy: Deploy):
+    messages.info(
+        request,
+        f"Deploy #{deploy.pk} has already finished ({deploy.status}): there is nothing to cancel.",
+    )
     return redirect("deploy-detail", pk=deploy.pk)

@@ -268,6 +268,17 @@ def deploy_cancel(*, app: App) -> Deploy | None:
     return target
 
 
+def deploy_cancel_one(*, deploy: Deploy) -> bool:
+    """Cancel `deploy` alone (its page's Cancel; the app's Cancel stops every pending one):
+    queued, it never starts; running, its build stops at its next step. False when it had
+    finished already, and then nothing changes."""
+    deploy.refresh_from_db()
+    if deploy.status == Status.QUEUED and transition(deploy, Status.CANCELLED):
+        return True
+    running = Deploy.objects.filter(pk=deploy.pk, status__in=Deploy.ACTIVE)
+    return running.update(cancel_requested=True) == 1
+
+
 def redeploy_create(*, app: App) -> Deploy:
     current = selectors.live_deploy(app)
     if current is None or not current.spec:

@@ -293,7 +293,7 @@ def test_urls_render_as_they_always_did(client, cast, running):
         ],
         f"/deploys/{running.pk}/": [
             'href="/apps/shop/"',
-            'action="/apps/shop/cancel/"',
+            f'action="/apps/shop/deploys/{running.pk}/cancel/"',
             f'ws-connect="/ws/deploys/{running.pk}/"',
         ],
         "/apps/shop/secrets/": ['href="/apps/shop/"', 'action="/apps/shop/secrets/"'],

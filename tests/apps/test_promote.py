@@ -260,3 +260,99 @@ def test_the_confirmations_answer_by_role(cast, releases, who, sees, deploys, ac
     DeployFactory(app=cast.app, commit="8" * 40)
     resp = _login(who, cast).get(f"/apps/shop/{action}/")
     assert resp.status_code == (200 if deploys else 403 if sees else 404)
+
+
+# --- Cancel on a deploy's page: that deploy alone --------------------------------------------
+
+
+def _state(*deploys: Deploy) -> list[tuple[str, bool]]:
+    return [
+        (d.status, d.cancel_requested)
+        for d in Deploy.objects.filter(pk__in=[d.pk for d in deploys]).order_by("pk")
+    ]
+
+
+def test_a_deploys_cancel_asks_about_it_alone_and_leads_back_to_it(client, cast, releases):
+    third = releases[2]
+    running = DeployFactory(app=cast.app, commit="8" * 40, status=Deploy.Status.BUILDING)
+    queued = DeployFactory(app=cast.app, commit="9" * 40)
+    client.force_login(cast.member)
+    url = f"/apps/shop/deploys/{queued.pk}/cancel/"
+    html = client.get(f"/deploys/{queued.pk}/").content.decode()
+    assert f'<form class="right" method="get" action="{url}">' in html  # its page's Cancel
+    html = client.get(url).content.decode()
+    assert f"Cancel #{queued.pk} (queued, commit 9999999)? #{third.pk} stays live." in html
+    assert f"#{running.pk} (" not in html
+    assert "It never starts." in html
+    assert f'<form method="post" action="{url}">' in html
+    assert f">Cancel #{queued.pk}</button>" in html
+    assert (
+        f'<a href="/deploys/{queued.pk}/" id="confirm-back">Back to deploy #{queued.pk}, '
+        "change nothing</a>"
+    ) in html
+    assert _state(running, queued) == [("building", False), ("queued", False)]
+    resp = client.post(url, follow=True)
+    assert resp.redirect_chain == [(f"/deploys/{queued.pk}/", 302)]
+    assert _state(running, queued) == [("building", False), ("cancelled", False)]
+
+
+def test_a_running_deploys_cancel_stops_its_build_and_leaves_the_queued_one(client, cast):
+    running = DeployFactory(app=cast.app, commit="8" * 40, status=Deploy.Status.DEPLOYING)
+    queued = DeployFactory(app=cast.app, commit="9" * 40)
+    client.force_login(cast.owner)
+    html = client.get(f"/apps/shop/deploys/{running.pk}/cancel/").content.decode()
+    assert f"Cancel #{running.pk} (deploying, commit 8888888)? Nothing is live now." in html
+    assert "It stops at its next step; a rollout under way is undone." in html
+    resp = client.post(f"/apps/shop/deploys/{running.pk}/cancel/", follow=True)
+    assert resp.redirect_chain == [(f"/deploys/{running.pk}/", 302)]
+    assert f"Cancelling deploy #{running.pk}." in resp.content.decode()
+    # The pipeline stops it at its next step (and puts back what was live): not marked here.
+    assert _state(running, queued) == [("deploying", True), ("queued", False)]
+
+
+@pytest.mark.parametrize("status", Deploy.FINISHED)
+def test_a_finished_deploys_cancel_says_so_and_changes_nothing(client, cast, status):
+    done = DeployFactory(app=cast.app, commit="8" * 40, status=status)
+    queued = DeployFactory(app=cast.app, commit="9" * 40)
+    client.force_login(cast.member)
+    for method in (client.get, client.post):
+        resp = method(f"/apps/shop/deploys/{done.pk}/cancel/", follow=True)
+        assert resp.redirect_chain == [(f"/deploys/{done.pk}/", 302)]
+        assert (
+            f"Deploy #{done.pk} has already finished ({status}): there is nothing to cancel."
+        ) in resp.content.decode()
+    assert _state(done, queued) == [(status, False), ("queued", False)]
+
+
+@pytest.mark.parametrize(
+    ("was", "now"),
+    [("queued", "superseded"), ("queued", "failed"), ("building", "live"), ("pushing", "failed")],
+)
+def test_a_deploy_that_finished_after_the_question_is_left_as_it_ended(client, cast, was, now):
+    d = DeployFactory(app=cast.app, commit="8" * 40, status=was)
+    client.force_login(cast.member)
+    assert client.get(f"/apps/shop/deploys/{d.pk}/cancel/").status_code == 200
+    Deploy.objects.filter(pk=d.pk).update(status=now)  # the worker, meanwhile
+    resp = client.post(f"/apps/shop/deploys/{d.pk}/cancel/", follow=True)
+    assert f"Deploy #{d.pk} has already finished ({now})" in resp.content.decode()
+    assert _state(d) == [(now, False)]
+
+
+def test_a_deploys_cancel_under_another_apps_name_or_an_unknown_one_is_404(client, cast):
+    other = AppFactory(name="blog")
+    theirs = DeployFactory(app=other, commit="7" * 40)
+    client.force_login(cast.superuser)  # may everything, yet not mix two apps' deploys
+    for pk in (theirs.pk, 999999):
+        for method in (client.get, client.post):
+            assert method(f"/apps/shop/deploys/{pk}/cancel/").status_code == 404
+    assert _state(theirs) == [("queued", False)]
+
+
+@pytest.mark.parametrize(("who", "sees", "deploys"), ROLES)
+def test_a_deploys_cancel_answers_by_role(cast, who, sees, deploys):
+    d = DeployFactory(app=cast.app, commit="8" * 40, status=Deploy.Status.BUILDING)
+    client = _login(who, cast)
+    url = f"/apps/shop/deploys/{d.pk}/cancel/"
+    assert client.get(url).status_code == (200 if deploys else 403 if sees else 404)
+    assert client.post(url).status_code == (302 if deploys else 403 if sees else 404)
+    assert _state(d) == [("building", deploys)]

@@ -51,6 +51,8 @@ URLS = [
     ("post", "/apps/shop/redeploy/", "deploy", 302, {}),
     ("post", "/apps/shop/rollback/", "deploy", 302, {}),
     ("post", "/apps/shop/cancel/", "deploy", 302, {}),
+    ("get", "/apps/shop/deploys/{deploy}/cancel/", "deploy", 200, None),
+    ("post", "/apps/shop/deploys/{deploy}/cancel/", "deploy", 302, {}),
     ("get", "/apps/shop/secrets/", "secrets", 200, None),
     ("post", "/apps/shop/secrets/", "secrets", 302, {"key": "NEW_KEY", "value": "v"}),
     ("post", "/apps/shop/secrets/API_KEY/delete/", "secrets", 302, {}),
@@ -152,7 +154,7 @@ def test_the_deploy_page_shows_cancel_only_to_who_may_deploy(client, cast, who, 
     queued = DeployFactory(app=cast.app)
     client.force_login(getattr(cast, who))
     html = client.get(f"/deploys/{queued.pk}/").content.decode()
-    assert ('action="/apps/shop/cancel/"' in html) == cancel
+    assert (f'action="/apps/shop/deploys/{queued.pk}/cancel/"' in html) == cancel
 
 
 # --- creating apps: apps.add_app or a superuser --------------------------------------------

@@ -443,7 +443,7 @@ def test_the_pushed_summary_shows_cancel_only_to_who_may_deploy(cast, running, w
         comm = _connect(running, headers)
         assert (await comm.connect())[0]
         _, summary = await _lines_then_summary(comm)
-        assert ("/apps/shop/cancel/" in summary) == cancel
+        assert (f"/apps/shop/deploys/{running.pk}/cancel/" in summary) == cancel
         await comm.disconnect()
 
     async_to_sync(scenario)()

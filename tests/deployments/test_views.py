@@ -109,8 +109,8 @@ def test_a_running_deploy_page_follows_the_websocket(client, cast):
     assert "/static/vendor/htmx-ext-ws-2.0.4.min.js" in html
     assert "st-clone running" in html
     assert "branch head, resolved at clone" in html
-    # Cancel asks first (issue 15): a GET of the confirmation that names the deploys it stops.
-    assert '<form class="right" method="get" action="/apps/shop/cancel/">' in html
+    # Cancel asks first (issue 15): a GET of the confirmation that names this deploy alone.
+    assert f'<form class="right" method="get" action="/apps/shop/deploys/{d.pk}/cancel/">' in html
     assert "hx-post" not in html
 
 

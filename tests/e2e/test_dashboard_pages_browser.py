@@ -99,7 +99,8 @@ def test_copy_logs_cancel_settings_secrets_and_delete(page, cluster_ready, uniqu
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
     _shoot_and_fit(page, "pages-runtime-logs")
 
-    # Cancel on the deploy page asks first, naming the deploy; nothing stops until confirmed.
+    # Cancel on the deploy page asks first, naming that deploy alone (Back leads to it);
+    # nothing stops until confirmed.
     slow = f"RUN echo {name} && for i in $(seq 1 60); do echo slow-$i; sleep 1; done\n"
     files = _files(cluster_ready["base"], host)
     files["Dockerfile"] = files["Dockerfile"].replace("COPY ", slow + "COPY ", 1)
@@ -112,6 +113,7 @@ def test_copy_logs_cancel_settings_secrets_and_delete(page, cluster_ready, uniqu
     question = page.locator("#confirm-question")
     expect(question).to_contain_text(f"Cancel #{running_id} (building, commit")
     expect(question).to_contain_text(f"#{live.pk} stays live.")
+    expect(page.locator("#confirm-back")).to_have_attribute("href", f"/deploys/{running_id}/")
     assert not Deploy.objects.get(pk=running_id).cancel_requested
     _shoot_and_fit(page, "pages-cancel-confirm")
     page.locator("#confirm-button").click()

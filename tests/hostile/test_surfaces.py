@@ -233,6 +233,8 @@ APP_URLS = [
     ("post", "app-redeploy", []),
     ("post", "app-rollback", []),
     ("post", "app-cancel", []),
+    ("get", "deploy-cancel", [1]),
+    ("post", "deploy-cancel", [1]),
     ("get", "secret-list", []),
     ("post", "secret-list", []),
     ("post", "secret-delete", ["TOKEN"]),
