@@ -342,7 +342,7 @@ def test_a_deploys_cancel_under_another_apps_name_or_an_unknown_one_is_404(clien
     other = AppFactory(name="blog")
     theirs = DeployFactory(app=other, commit="7" * 40)
     client.force_login(cast.superuser)  # may everything, yet not mix two apps' deploys
-    for pk in (theirs.pk, 999999):
+    for pk in (theirs.pk, 999999, 2**70):  # the last beyond any database's integers
         for method in (client.get, client.post):
             assert method(f"/apps/shop/deploys/{pk}/cancel/").status_code == 404
     assert _state(theirs) == [("queued", False)]
