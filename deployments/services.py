@@ -256,14 +256,11 @@ def deploy_sweep(
 
 
 def deploy_cancel(*, app: App) -> Deploy | None:
-    """Cancel the app's running deploy (its own build only) and its queued ones."""
+    """Cancel the app's running deploy (its own build only) and its queued ones. The deploy
+    to show: the running one, else the first queued one cancelled."""
     target = None
     for d in app.deploys.filter(status__in=Deploy.PENDING).order_by("created"):
-        if d.status == Status.QUEUED:
-            if transition(d, Status.CANCELLED):
-                target = target or d
-        else:
-            Deploy.objects.filter(pk=d.pk).update(cancel_requested=True)
+        if deploy_cancel_one(deploy=d) and (target is None or d.status != Status.CANCELLED):
             target = d
     return target
 
