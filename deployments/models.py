@@ -160,8 +160,10 @@ class Deploy(models.Model):
             error=(reason or f"superseded by deploy #{by.pk}")[:4000],
         )
 
-    def mark_cancelled(self) -> bool:
-        return self._move(self.Status.CANCELLED, allowed=self.PENDING, error="cancelled by a user")
+    def mark_cancelled(self, *, queued_only: bool = False) -> bool:
+        """`queued_only`: a deploy the worker has started meanwhile stays as it is."""
+        allowed = (self.Status.QUEUED,) if queued_only else self.PENDING
+        return self._move(self.Status.CANCELLED, allowed=allowed, error="cancelled by a user")
 
     def mark_retired(self) -> bool:
         # `finished` keeps the moment it went live: rollback history is ordered by it.

@@ -268,9 +268,9 @@ def deploy_cancel(*, app: App) -> Deploy | None:
 def deploy_cancel_one(*, deploy: Deploy) -> bool:
     """Cancel `deploy` alone (its page's Cancel; the app's Cancel stops every pending one):
     queued, it never starts; running, its build stops at its next step. False when it had
-    finished already, and then nothing changes."""
-    deploy.refresh_from_db()
-    if deploy.status == Status.QUEUED and transition(deploy, Status.CANCELLED):
+    finished already, and then nothing changes. No read first: a deploy the worker starts
+    between a read and the cancel would be marked cancelled while its clone runs."""
+    if transition(deploy, Status.CANCELLED, queued_only=True):
         return True
     running = Deploy.objects.filter(pk=deploy.pk, status__in=Deploy.ACTIVE)
     return running.update(cancel_requested=True) == 1

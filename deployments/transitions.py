@@ -19,6 +19,7 @@ def transition(
     by: Deploy | None = None,
     log: logstream.DeployLog | None = None,
     line: str = "",
+    queued_only: bool = False,
 ) -> bool:
     """Move `deploy` to `to` and relay it; False (and nothing relayed) when the guard refuses,
     e.g. a deploy that finished meanwhile (cancelled, swept) stays as it is.
@@ -28,7 +29,8 @@ def transition(
     - `by`: the deploy that supersedes it (SUPERSEDED): a newer queued one, or the live one
       when its commit is already live or older (then with a `reason`, see mark_superseded);
     - `line` for `log`: stored only when the status moved, and before viewers hear of the
-      new status (a viewer's stream ends with the final status: nothing after it is shown).
+      new status (a viewer's stream ends with the final status: nothing after it is shown);
+    - `queued_only` (CANCELLED): only a deploy that has not started moves.
     """
     if stage:
         moved = deploy.start_stage(stage, to)
@@ -41,7 +43,7 @@ def transition(
             raise ValueError("a superseded deploy needs the deploy that supersedes it")
         moved = deploy.mark_superseded(by, reason)
     elif to == Status.CANCELLED:
-        moved = deploy.mark_cancelled()
+        moved = deploy.mark_cancelled(queued_only=queued_only)
     elif to == Status.RETIRED:
         moved = deploy.mark_retired()
     else:

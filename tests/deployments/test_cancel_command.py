@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
 from deployments.models import Deploy
 from tests.factories import AppFactory, DeployFactory
@@ -83,3 +84,38 @@ def test_cancel_without_a_deploy_stops_every_pending_one():
     assert _cancel("shop") == f"cancelling deploy #{running.pk}"  # still running
     Deploy.objects.filter(pk=running.pk).update(status=Status.CANCELLED)
     assert _cancel("shop") == "nothing to cancel: no queued or running deploy"
+
+
+def test_a_deploy_the_worker_starts_just_before_the_cancel_writes_is_asked_to_stop():
+    """The worker moves queued -> building between the cancel's look at the row and its write:
+    the build must be asked to stop (it stops at its next step), not the row marked cancelled
+    while its clone still runs. The worker's move is made just before the cancel's first
+    UPDATE reaches the database."""
+    from deployments import services
+
+    queued = DeployFactory(app=AppFactory(name="shop"), commit="9" * 40)
+    started = []
+
+    def the_worker_starts_it_first(execute, sql, params, many, context):
+        if not started and sql.lstrip().upper().startswith("UPDATE"):
+            started.append(0)  # before its own UPDATE, which comes through here too
+            started[0] = Deploy.objects.filter(pk=queued.pk, status__in=Deploy.PENDING).update(
+                status=Status.BUILDING
+            )
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(the_worker_starts_it_first):
+        assert services.deploy_cancel_one(deploy=queued) is True
+    assert started == [1]
+    assert _state(queued) == [(Status.BUILDING, True)]
+
+
+@pytest.mark.parametrize("status", [Status.BUILDING, Status.PUSHING, Status.DEPLOYING])
+def test_a_cancel_of_a_running_deploy_read_while_it_was_queued_asks_it_to_stop(status):
+    app = AppFactory(name="shop")
+    stale = DeployFactory(app=app, commit="9" * 40)  # read while queued
+    Deploy.objects.filter(pk=stale.pk).update(status=status)
+    from deployments import services
+
+    assert services.deploy_cancel_one(deploy=stale) is True
+    assert _state(stale) == [(status, True)]
