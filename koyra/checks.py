@@ -84,6 +84,16 @@ def secret_key(app_configs, **kwargs):
 
 
 @register(TAG)
+def setting_values(app_configs, **kwargs):
+    """Numbers and switches from the environment that are not what their setting takes: a
+    start with the default in their place would hide the typo."""
+    return [
+        Error(problem, hint="Fix the value or unset it.", id="koyra.E004")
+        for problem in getattr(settings, "KOYRA_SETTINGS_PROBLEMS", ())
+    ]
+
+
+@register(TAG)
 def git_trust(app_configs, **kwargs):
     """KOYRA_GIT_KNOWN_HOSTS and KOYRA_GIT_CA_FILE, which the worker's git trusts."""
     errors = []

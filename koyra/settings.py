@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import overload
 from urllib.parse import unquote, urlsplit
@@ -30,16 +31,40 @@ def _read(name: str, default: str | None = None) -> str | None:
     return default
 
 
+# Values that were not what their setting takes: each is named by the check koyra.E004
+# (`manage.py check`, every server and worker start), which refuses to start until fixed.
+_PROBLEMS: list[str] = []
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
 def _bool(name: str, default: bool) -> bool:
     value = _read(name)
     if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word not in _TRUE | _FALSE:
+        _PROBLEMS.append(
+            f"{name} is {value!r}; it takes 1/true/yes/on or 0/false/no/off (unset, it is "
+            f"{'on' if default else 'off'})."
+        )
+        return default
+    return word in _TRUE
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, *, low: int = 0, high: int = 10**9) -> int:
+    """A whole number from `low` to `high`: "30", not "30s", "-1" or "1e3"."""
     value = _read(name)
-    return int(value) if value not in (None, "") else default
+    if value is None or not value.strip():
+        return default
+    text = value.strip()
+    if re.fullmatch(r"[0-9]{1,19}", text) and low <= int(text) <= high:
+        return int(text)
+    _PROBLEMS.append(
+        f"{name} is {value!r}; it takes a whole number from {low} to {high} (unset, it is "
+        f"{default})."
+    )
+    return default
 
 
 KOYRA_DATA_DIR = Path(_read("KOYRA_DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -191,8 +216,8 @@ KOYRA_REGISTRY_IMAGE = _read("KOYRA_REGISTRY_IMAGE", "registry:2")
 # restart its task takes a while to be back, and its port refuses connections until then.
 KOYRA_REGISTRY_WAIT_SECONDS = _int("KOYRA_REGISTRY_WAIT_SECONDS", 60)
 KOYRA_TRAEFIK_IMAGE = _read("KOYRA_TRAEFIK_IMAGE", "traefik:v3.7")
-KOYRA_HTTP_PORT = _int("KOYRA_HTTP_PORT", 80)
-KOYRA_HTTPS_PORT = _int("KOYRA_HTTPS_PORT", 443)
+KOYRA_HTTP_PORT = _int("KOYRA_HTTP_PORT", 80, low=1, high=65535)
+KOYRA_HTTPS_PORT = _int("KOYRA_HTTPS_PORT", 443, low=1, high=65535)
 KOYRA_ACME_EMAIL = _read("KOYRA_ACME_EMAIL", "") or ""
 KOYRA_BASE_URL = (_read("KOYRA_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
 # file:// repositories read the Koyra server's own disk: for tests and single-user setups.
@@ -211,12 +236,12 @@ if KOYRA_BASE_URL.startswith("https://"):
     CSRF_TRUSTED_ORIGINS = [*CSRF_TRUSTED_ORIGINS, f"{_base.scheme}://{_base.netloc}"]
 KOYRA_SWARM_ADVERTISE_ADDR = _read("KOYRA_SWARM_ADVERTISE_ADDR", "") or ""
 # How long one deploy may take, all stages together, before it is stopped and marked failed.
-KOYRA_DEPLOY_TIMEOUT = _int("KOYRA_DEPLOY_TIMEOUT", 30 * 60)
+KOYRA_DEPLOY_TIMEOUT = _int("KOYRA_DEPLOY_TIMEOUT", 30 * 60, low=1)
 # How long the rollout may take to converge (all tasks on the new digest and healthy).
-KOYRA_ROLLOUT_TIMEOUT = _int("KOYRA_ROLLOUT_TIMEOUT", 300)
+KOYRA_ROLLOUT_TIMEOUT = _int("KOYRA_ROLLOUT_TIMEOUT", 300, low=1)
 KOYRA_WORKSPACE_DIR = Path(_read("KOYRA_WORKSPACE_DIR", str(KOYRA_DATA_DIR / "workspaces")))
 # How often Traefik re-reads the Swarm: short, so new tasks get traffic soon after they start.
-KOYRA_TRAEFIK_REFRESH_SECONDS = _int("KOYRA_TRAEFIK_REFRESH_SECONDS", 2)
+KOYRA_TRAEFIK_REFRESH_SECONDS = _int("KOYRA_TRAEFIK_REFRESH_SECONDS", 2, low=1)
 # A stopping task keeps serving this long after SIGTERM, so Traefik stops routing to it first.
 KOYRA_DRAIN_SECONDS = _int("KOYRA_DRAIN_SECONDS", 2 * KOYRA_TRAEFIK_REFRESH_SECONDS + 1)
 # A new task that crashes within this long after it became healthy rolls the update back
@@ -226,9 +251,11 @@ KOYRA_ROLLOUT_STABILITY_SECONDS = _int("KOYRA_ROLLOUT_STABILITY_SECONDS", 5)
 # Retention: per app, the images of the last N releases that went live are kept (plus the
 # live one and the next rollback target); the rest leave the registry and this engine.
 KOYRA_KEEP_RELEASES = _int("KOYRA_KEEP_RELEASES", 10)
-KOYRA_BUILD_CACHE_MAX_BYTES = _int("KOYRA_BUILD_CACHE_MAX_BYTES", 5 * 1024**3)
+KOYRA_BUILD_CACHE_MAX_BYTES = _int("KOYRA_BUILD_CACHE_MAX_BYTES", 5 * 1024**3, high=2**62)
 # Hours between automatic prune runs (0: never; `manage.py prune` still works).
 KOYRA_PRUNE_EVERY_HOURS = _int("KOYRA_PRUNE_EVERY_HOURS", 24)
+
+KOYRA_SETTINGS_PROBLEMS = tuple(_PROBLEMS)
 
 # Koyra itself enqueues on commit (deploy_create's on_commit), and deploy_enqueue must see a
 # Redis error at once to leave the row for the sweep: no second deferral by django-rq.

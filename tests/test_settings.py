@@ -76,3 +76,78 @@ def test_the_channel_layer_is_redis_pub_sub_at_the_configured_url_with_a_bounded
     (host,) = decode_hosts(layer["CONFIG"]["hosts"])
     assert host["address"] == "redis://:pw@redis.example:6380/4"
     assert 1 <= host["socket_timeout"] <= 15
+
+
+def _numbers(**env: str) -> dict:
+    read = (
+        "import json; from koyra import settings as s; print(json.dumps({'problems': "
+        "s.KOYRA_SETTINGS_PROBLEMS, 'keep': s.KOYRA_KEEP_RELEASES, 'port': s.KOYRA_HTTP_PORT, "
+        "'debug': s.DEBUG, 'files': s.KOYRA_ALLOW_FILE_REPOS}))"
+    )
+    # what it reads comes from `env` alone, not from the suite's own environment
+    # (scripts/test.sh sets KOYRA_HTTP_PORT and KOYRA_ALLOW_FILE_REPOS)
+    names = {"KOYRA_KEEP_RELEASES", "KOYRA_HTTP_PORT", "DEBUG", "KOYRA_ALLOW_FILE_REPOS"}
+    base = {k: v for k, v in os.environ.items() if k.removesuffix("_FILE") not in names}
+    out = subprocess.run(
+        [sys.executable, "-c", read], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, {"keep": 10, "port": 80, "debug": False, "files": False}),
+        ({"KOYRA_KEEP_RELEASES": "0", "KOYRA_HTTP_PORT": " 8080\n"}, {"keep": 0, "port": 8080}),
+        ({"KOYRA_KEEP_RELEASES": "", "DEBUG": ""}, {"keep": 10, "debug": False}),
+        ({"DEBUG": "Yes", "KOYRA_ALLOW_FILE_REPOS": " on "}, {"debug": True, "files": True}),
+        ({"DEBUG": "OFF", "KOYRA_ALLOW_FILE_REPOS": "0"}, {"debug": False, "files": False}),
+        ({"KOYRA_HTTP_PORT": "65535"}, {"port": 65535}),
+    ],
+)
+def test_numbers_and_switches_in_their_forms(env, expected):
+    read = _numbers(**env)
+    assert read["problems"] == []
+    assert {k: read[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("KOYRA_KEEP_RELEASES", "-1"),
+        ("KOYRA_KEEP_RELEASES", "ten"),
+        ("KOYRA_KEEP_RELEASES", "1.5"),
+        ("KOYRA_KEEP_RELEASES", "1e3"),
+        ("KOYRA_KEEP_RELEASES", "٣"),  # a digit to Python's int(), not to a person
+        ("KOYRA_KEEP_RELEASES", "1_000"),
+        ("KOYRA_KEEP_RELEASES", "9" * 40),
+        ("KOYRA_HTTP_PORT", "0"),
+        ("KOYRA_HTTP_PORT", "65536"),
+        ("KOYRA_HTTP_PORT", "80 443"),
+        ("DEBUG", "ture"),
+        ("KOYRA_ALLOW_FILE_REPOS", "2"),
+    ],
+)
+def test_a_value_a_setting_does_not_take_is_named_with_what_it_takes(name, value):
+    read = _numbers(**{name: value})
+    [problem] = read["problems"]
+    assert problem.startswith(f"{name} is {value!r}; it takes ")
+    # the default stands in until the check refuses the start
+    assert (read["keep"], read["port"], read["debug"], read["files"]) == (10, 80, False, False)
+
+
+@pytest.mark.parametrize("command", ["check", "worker"])
+def test_check_and_the_worker_refuse_to_start_with_koyra_e004(command, tmp_path):
+    env = {**os.environ, "KOYRA_ROLLOUT_TIMEOUT": "5m", "KOYRA_DATA_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "manage.py", command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a worker that started would not return
+    )
+    assert out.returncode != 0
+    assert "koyra.E004" in out.stderr and "KOYRA_ROLLOUT_TIMEOUT is '5m'" in out.stderr
+    assert "from 1 to 1000000000" in out.stderr and "Fix the value or unset it" in out.stderr

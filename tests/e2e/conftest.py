@@ -231,6 +231,11 @@ def git_server_keys(tmp_path_factory) -> ServerKeys:
     return ServerKeys.make(tmp_path_factory.mktemp("git-server-keys"))
 
 
+# The e2e worker keeps fewer releases than the default 10, so retention shows with 6 deploys
+# of an app rather than 12 (read from the environment, as an operator sets it).
+E2E_KEEP_RELEASES = 4
+
+
 @pytest.fixture(scope="session")
 def worker(cluster_ready, django_db_setup, django_db_blocker, tmp_path_factory, git_server_keys):
     """A real `manage.py worker` process (Koyra's RQ worker, as it starts it) on the test
@@ -243,7 +248,11 @@ def worker(cluster_ready, django_db_setup, django_db_blocker, tmp_path_factory, 
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "worker"],
             cwd=ROOT,
-            env={**_subprocess_env(), **git_server_keys.worker_env()},
+            env={
+                **_subprocess_env(),
+                **git_server_keys.worker_env(),
+                "KOYRA_KEEP_RELEASES": str(E2E_KEEP_RELEASES),
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
         )

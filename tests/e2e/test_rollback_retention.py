@@ -8,7 +8,7 @@ from apps import services as app_services
 from deployments import retention, services
 from deployments.boundaries import engine, registry
 from deployments.models import Deploy
-from tests.e2e.conftest import httpd_app, via_traefik, wait_deploy, wait_for
+from tests.e2e.conftest import E2E_KEEP_RELEASES, httpd_app, via_traefik, wait_deploy, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -90,6 +90,8 @@ def test_rollback_to_an_unhealthy_release_fails_and_keeps_the_current_one(
 def test_retention_keeps_the_last_n_releases_and_frees_blobs(
     worker, cluster_ready, unique_name, make_repo, settings
 ):
+    keep = E2E_KEEP_RELEASES  # the worker's KOYRA_KEEP_RELEASES
+    settings.KOYRA_KEEP_RELEASES = keep  # and this process's, for prune_all below
     name = unique_name("keep")
     host = f"{name}.koyra.test"
     repo = make_repo()
@@ -100,14 +102,13 @@ def test_retention_keeps_the_last_n_releases_and_frees_blobs(
     dockerfile = files["Dockerfile"].replace(
         "COPY index.html", "COPY blob.bin /blob.bin\nCOPY index.html"
     )
-    for i in range(1, 12):
+    for i in range(1, keep + 2):
         repo.commit(
             {"Dockerfile": dockerfile, "blob.bin": f"{i}" * 200_000, "index.html": f"r{i}\n"}
         )
         d = wait_deploy(services.deploy_create(app=app, trigger="manual"))
         assert d.status == Deploy.Status.LIVE, d.log_text
         deploys.append(d)
-    assert settings.KOYRA_KEEP_RELEASES == 10
     # Retention runs once the deploy is live, which is when wait_deploy returns: its log line,
     # written after every deletion, says it is done.
     last = deploys[-1].pk
@@ -117,8 +118,8 @@ def test_retention_keeps_the_last_n_releases_and_frees_blobs(
         "retention after the last release",
     )
     tags = registry.tags(name)
-    assert len(tags) == 10
-    assert set(tags) == {_tag(d) for d in deploys[-10:]}
+    assert len(tags) == keep
+    assert set(tags) == {_tag(d) for d in deploys[-keep:]}
 
     before = retention.disk_usage()["registry"]
     run = retention.prune_all(say=lambda s: None)
@@ -126,10 +127,10 @@ def test_retention_keeps_the_last_n_releases_and_frees_blobs(
     assert after < before, (before, after, run.summary)
     assert "registry gc" in run.summary
 
-    oldest_kept = deploys[-10]
+    oldest_kept = deploys[-keep]
     r = wait_deploy(services.rollback_create(app=app, to=oldest_kept))
     assert r.status == Deploy.Status.LIVE, r.log_text
-    _serves(host, "r2")
+    _serves(host, f"r{len(deploys) - keep}")
     with pytest.raises(Exception, match="pruned"):
         services.rollback_create(app=app, to=deploys[0])
 
