@@ -23,6 +23,8 @@ def setup_django() -> None:
     os.environ.setdefault("SECRET_KEY", "bench-only")
     os.environ.setdefault("KOYRA_FERNET_KEYS", Fernet.generate_key().decode())
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+    # The benchmarks' apps are git repositories made on this machine (file:// URLs).
+    os.environ.setdefault("KOYRA_ALLOW_FILE_REPOS", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "koyra.settings")
     import django
     from django.core.management import call_command
