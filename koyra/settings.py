@@ -67,6 +67,43 @@ def _int(name: str, default: int, *, low: int = 0, high: int = 10**9) -> int:
     return default
 
 
+def _base_url(name: str, default: str) -> str:
+    """Where Koyra is reached (webhook URLs, the TLS cookie settings): http(s)://host[:port]
+    and an optional path, scheme in lower case, no trailing slash."""
+    value = _read(name)
+    if value is None or not value.strip():
+        return default
+    text = value.strip().rstrip("/")
+    m = re.fullmatch(r"(?i)(https?)://([^\s/?#@]+)(/[^\s?#]*)?", text)
+    if m:
+        try:
+            parts = urlsplit(text)
+            if parts.hostname and (parts.port is None or parts.port > 0):
+                return f"{m[1].lower()}://{m[2]}{m[3] or ''}"
+        except ValueError:  # a port that is no number, or over 65535
+            pass
+    _PROBLEMS.append(
+        f"{name} is {value!r}; it takes the address Koyra is reached at, with http:// or "
+        f"https:// and a host, e.g. https://koyra.example.com (unset, it is {default})."
+    )
+    return default
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(name: str, default: str) -> str:
+    value = _read(name)
+    if value is None or not value.strip():
+        return default
+    if value.strip().upper() in _LEVELS:
+        return value.strip().upper()
+    _PROBLEMS.append(
+        f"{name} is {value!r}; it takes one of {', '.join(_LEVELS)} (unset, {default})."
+    )
+    return default
+
+
 KOYRA_DATA_DIR = Path(_read("KOYRA_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 KOYRA_DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -219,7 +256,7 @@ KOYRA_TRAEFIK_IMAGE = _read("KOYRA_TRAEFIK_IMAGE", "traefik:v3.7")
 KOYRA_HTTP_PORT = _int("KOYRA_HTTP_PORT", 80, low=1, high=65535)
 KOYRA_HTTPS_PORT = _int("KOYRA_HTTPS_PORT", 443, low=1, high=65535)
 KOYRA_ACME_EMAIL = _read("KOYRA_ACME_EMAIL", "") or ""
-KOYRA_BASE_URL = (_read("KOYRA_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+KOYRA_BASE_URL = _base_url("KOYRA_BASE_URL", "http://127.0.0.1:8000")
 # file:// repositories read the Koyra server's own disk: for tests and single-user setups.
 KOYRA_ALLOW_FILE_REPOS = _bool("KOYRA_ALLOW_FILE_REPOS", False)
 # known_hosts lines of self-hosted git servers (ssh URLs); GitHub's keys are built in
@@ -255,8 +292,6 @@ KOYRA_BUILD_CACHE_MAX_BYTES = _int("KOYRA_BUILD_CACHE_MAX_BYTES", 5 * 1024**3, h
 # Hours between automatic prune runs (0: never; `manage.py prune` still works).
 KOYRA_PRUNE_EVERY_HOURS = _int("KOYRA_PRUNE_EVERY_HOURS", 24)
 
-KOYRA_SETTINGS_PROBLEMS = tuple(_PROBLEMS)
-
 # Koyra itself enqueues on commit (deploy_create's on_commit), and deploy_enqueue must see a
 # Redis error at once to leave the row for the sweep: no second deferral by django-rq.
 RQ = {"WORKER_CLASS": "deployments.worker.KoyraWorker", "COMMIT_MODE": "auto"}
@@ -266,6 +301,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": _log_level("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# Last: every value above has been read (koyra.E004 names what was wrong).
+KOYRA_SETTINGS_PROBLEMS = tuple(_PROBLEMS)

@@ -151,3 +151,68 @@ def test_check_and_the_worker_refuse_to_start_with_koyra_e004(command, tmp_path)
     assert out.returncode != 0
     assert "koyra.E004" in out.stderr and "KOYRA_ROLLOUT_TIMEOUT is '5m'" in out.stderr
     assert "from 1 to 1000000000" in out.stderr and "Fix the value or unset it" in out.stderr
+
+
+def _read_settings(env: dict[str, str], names: str) -> dict:
+    read = (
+        "import json; from koyra import settings as s; print(json.dumps({'problems': "
+        "s.KOYRA_SETTINGS_PROBLEMS, 'base': s.KOYRA_BASE_URL, "
+        "'secure': getattr(s, 'SESSION_COOKIE_SECURE', False), "
+        "'level': s.LOGGING['root']['level']}))"
+    )
+    base = {k: v for k, v in os.environ.items() if k.removesuffix("_FILE") not in names.split()}
+    out = subprocess.run(
+        [sys.executable, "-c", read], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "secure"),
+    [
+        ("https://koyra.example.com", "https://koyra.example.com", True),
+        ("HTTPS://Koyra.Example.com:8443/", "https://Koyra.Example.com:8443", True),
+        (" http://10.0.0.5:8000/koyra/ ", "http://10.0.0.5:8000/koyra", False),
+        ("http://[::1]:8000", "http://[::1]:8000", False),
+    ],
+)
+def test_the_base_url_in_its_forms(value, expected, secure):
+    read = _read_settings({"KOYRA_BASE_URL": value}, "KOYRA_BASE_URL")
+    assert (read["problems"], read["base"], read["secure"]) == ([], expected, secure)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "koyra.example.com",  # no scheme: GitHub would be given a URL it cannot use
+        "ftp://koyra.example.com",
+        "https://",
+        "https://user:pw@koyra.example.com",
+        "https://koyra.example.com:99999",
+        "https://koyra.example.com:port",
+        "https://koyra.example.com/?next=/",
+        "https://koyra .example.com",
+    ],
+)
+def test_a_base_url_that_is_no_address_is_named(value):
+    read = _read_settings({"KOYRA_BASE_URL": value}, "KOYRA_BASE_URL")
+    [problem] = read["problems"]
+    assert problem.startswith(f"KOYRA_BASE_URL is {value!r}; it takes the address Koyra is ")
+    assert read["base"] == "http://127.0.0.1:8000"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("info", "INFO"), (" Debug ", "DEBUG"), ("WARNING", "WARNING")]
+)
+def test_log_level_in_any_case(value, expected):
+    read = _read_settings({"LOG_LEVEL": value}, "LOG_LEVEL")
+    assert (read["problems"], read["level"]) == ([], expected)
+
+
+@pytest.mark.parametrize("value", ["verbose", "10", "warn "])
+def test_a_log_level_logging_does_not_know_is_named_not_a_traceback(value):
+    read = _read_settings({"LOG_LEVEL": value}, "LOG_LEVEL")
+    [problem] = read["problems"]
+    assert problem.startswith(f"LOG_LEVEL is {value!r}; it takes one of DEBUG, INFO")
+    assert read["level"] == "INFO"
