@@ -82,8 +82,9 @@ def _base_url(name: str, default: str) -> str:
                 return f"{m[1].lower()}://{m[2]}{m[3] or ''}"
         except ValueError:  # a port that is no number, or over 65535
             pass
+    shown = re.sub(r"(?<=://)[^/]*@", "...@", value)  # a password in it stays out of the log
     _PROBLEMS.append(
-        f"{name} is {value!r}; it takes the address Koyra is reached at, with http:// or "
+        f"{name} is {shown!r}; it takes the address Koyra is reached at, with http:// or "
         f"https:// and a host, e.g. https://koyra.example.com (unset, it is {default})."
     )
     return default

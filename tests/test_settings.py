@@ -188,7 +188,6 @@ def test_the_base_url_in_its_forms(value, expected, secure):
         "koyra.example.com",  # no scheme: GitHub would be given a URL it cannot use
         "ftp://koyra.example.com",
         "https://",
-        "https://user:pw@koyra.example.com",
         "https://koyra.example.com:99999",
         "https://koyra.example.com:port",
         "https://koyra.example.com/?next=/",
@@ -200,6 +199,14 @@ def test_a_base_url_that_is_no_address_is_named(value):
     [problem] = read["problems"]
     assert problem.startswith(f"KOYRA_BASE_URL is {value!r}; it takes the address Koyra is ")
     assert read["base"] == "http://127.0.0.1:8000"
+
+
+def test_a_base_url_with_a_password_is_refused_without_showing_it():
+    value = "https://koyra:s3cr3t-pw@koyra.example.com"
+    read = _read_settings({"KOYRA_BASE_URL": value}, "KOYRA_BASE_URL")
+    [problem] = read["problems"]
+    assert problem.startswith("KOYRA_BASE_URL is 'https://...@koyra.example.com'; it takes ")
+    assert "s3cr3t" not in problem and "koyra:" not in problem
 
 
 @pytest.mark.parametrize(
