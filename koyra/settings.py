@@ -17,6 +17,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 
+# Values that were not what their setting takes: each is named by the check koyra.E004
+# (`manage.py check`, every server and worker start), which refuses to start until fixed.
+_PROBLEMS: list[str] = []
+
+
 @overload
 def _read(name: str) -> str | None: ...
 @overload
@@ -27,13 +32,17 @@ def _read(name: str, default: str | None = None) -> str | None:
         return os.environ[name]
     path = os.environ.get(f"{name}_FILE")
     if path:
-        return Path(path).read_text().strip()
+        try:
+            return Path(path).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+            _PROBLEMS.append(
+                f"{name}_FILE names {path!r}, which cannot be read ({why}); point it at a "
+                f"readable file holding {name}, or unset it."
+            )
     return default
 
 
-# Values that were not what their setting takes: each is named by the check koyra.E004
-# (`manage.py check`, every server and worker start), which refuses to start until fixed.
-_PROBLEMS: list[str] = []
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -171,6 +180,7 @@ WSGI_APPLICATION = "koyra.wsgi.application"
 ASGI_APPLICATION = "koyra.asgi.application"
 
 DATABASE_URL = _read("DATABASE_URL") or f"sqlite:///{KOYRA_DATA_DIR / 'koyra.sqlite3'}"
+_DATABASE_UNREADABLE = any(p.startswith("DATABASE_URL_FILE ") for p in _PROBLEMS)
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 _db_host = urlsplit(DATABASE_URL).netloc.rpartition("@")[2].partition(":")[0]
 if _db_host[:3].lower() == "%2f":
@@ -188,6 +198,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so the worker and daphne processes of the e2e suite share it.
     DATABASES["default"]["TEST"] = {"NAME": str(KOYRA_DATA_DIR / "test.sqlite3")}
+if _DATABASE_UNREADABLE:
+    # No database rather than a new, empty SQLite one: koyra.E004 stops every start, and a
+    # command that skips the checks (`shell`) fails at its first query.
+    DATABASES = {"default": {"ENGINE": "django.db.backends.dummy"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -223,3 +223,41 @@ def test_a_log_level_logging_does_not_know_is_named_not_a_traceback(value):
     [problem] = read["problems"]
     assert problem.startswith(f"LOG_LEVEL is {value!r}; it takes one of DEBUG, INFO")
     assert read["level"] == "INFO"
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "KOYRA_HTTP_PORT", "REDIS_URL", "DEBUG"])
+@pytest.mark.parametrize("kind", ["missing", "a directory", "not text"])
+def test_a_file_setting_that_cannot_be_read_is_named_not_a_traceback(tmp_path, name, kind):
+    path = tmp_path / "value"
+    if kind == "a directory":
+        path.mkdir()
+    elif kind == "not text":
+        path.write_bytes(b"\xff\xfe\x00binary")
+    env = {**os.environ, f"{name}_FILE": str(path)}
+    env.pop(name, None)
+    out = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    assert "koyra.E004" in out.stderr
+    assert f"{name}_FILE names {str(path)!r}, which cannot be read (" in out.stderr
+
+
+def test_an_unreadable_database_url_file_never_falls_back_to_a_new_sqlite_database(tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL_FILE": str(tmp_path / "gone"),
+        "KOYRA_DATA_DIR": str(tmp_path),
+    }
+    env.pop("DATABASE_URL", None)
+    query = "from django.contrib.auth.models import User; print(User.objects.count())"
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", query],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0 and "ImproperlyConfigured" in out.stderr
+    assert not list(tmp_path.glob("*.sqlite3*"))
