@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import overload
+from typing import TypeVar, overload
 from urllib.parse import unquote, urlsplit
 
 import environ
@@ -20,6 +20,7 @@ env = environ.Env()
 # Values that were not what their setting takes: each is named by the check koyra.E004
 # (`manage.py check`, every server and worker start), which refuses to start until fixed.
 _PROBLEMS: list[str] = []
+_T = TypeVar("_T")
 
 
 @overload
@@ -43,6 +44,12 @@ def _read(name: str, default: str | None = None) -> str | None:
     return default
 
 
+def _refuse(name: str, shown: str, takes: str, default: _T) -> _T:
+    """Record that `name` is not what it takes (koyra.E004 names it); its default stands in."""
+    _PROBLEMS.append(f"{name} is {shown!r}; it takes {takes} (unset, it is {default}).")
+    return default
+
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -53,10 +60,7 @@ def _bool(name: str, default: bool) -> bool:
         return default
     word = value.strip().lower()
     if word not in _TRUE | _FALSE:
-        _PROBLEMS.append(
-            f"{name} is {value!r}; it takes 1/true/yes/on or 0/false/no/off (unset, it is "
-            f"{'on' if default else 'off'})."
-        )
+        _refuse(name, value, "1/true/yes/on or 0/false/no/off", "on" if default else "off")
         return default
     return word in _TRUE
 
@@ -69,11 +73,7 @@ def _int(name: str, default: int, *, low: int = 0, high: int = 10**9) -> int:
     text = value.strip()
     if re.fullmatch(r"[0-9]{1,19}", text) and low <= int(text) <= high:
         return int(text)
-    _PROBLEMS.append(
-        f"{name} is {value!r}; it takes a whole number from {low} to {high} (unset, it is "
-        f"{default})."
-    )
-    return default
+    return _refuse(name, value, f"a whole number from {low} to {high}", default)
 
 
 def _base_url(name: str, default: str) -> str:
@@ -92,11 +92,11 @@ def _base_url(name: str, default: str) -> str:
         except ValueError:  # a port that is no number, or over 65535
             pass
     shown = re.sub(r"(?<=://)[^/]*@", "...@", value)  # a password in it stays out of the log
-    _PROBLEMS.append(
-        f"{name} is {shown!r}; it takes the address Koyra is reached at, with http:// or "
-        f"https:// and a host, e.g. https://koyra.example.com (unset, it is {default})."
+    takes = (
+        "the address Koyra is reached at, with http:// or https:// and a host, e.g. "
+        "https://koyra.example.com"
     )
-    return default
+    return _refuse(name, shown, takes, default)
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -108,10 +108,7 @@ def _log_level(name: str, default: str) -> str:
         return default
     if value.strip().upper() in _LEVELS:
         return value.strip().upper()
-    _PROBLEMS.append(
-        f"{name} is {value!r}; it takes one of {', '.join(_LEVELS)} (unset, {default})."
-    )
-    return default
+    return _refuse(name, value, f"one of {', '.join(_LEVELS)}", default)
 
 
 KOYRA_DATA_DIR = Path(_read("KOYRA_DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -179,8 +176,9 @@ TEMPLATES = [
 WSGI_APPLICATION = "koyra.wsgi.application"
 ASGI_APPLICATION = "koyra.asgi.application"
 
+_known = len(_PROBLEMS)
 DATABASE_URL = _read("DATABASE_URL") or f"sqlite:///{KOYRA_DATA_DIR / 'koyra.sqlite3'}"
-_DATABASE_UNREADABLE = any(p.startswith("DATABASE_URL_FILE ") for p in _PROBLEMS)
+_DATABASE_UNREADABLE = len(_PROBLEMS) > _known  # DATABASE_URL_FILE could not be read
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 _db_host = urlsplit(DATABASE_URL).netloc.rpartition("@")[2].partition(":")[0]
 if _db_host[:3].lower() == "%2f":
