@@ -78,16 +78,32 @@ def test_the_channel_layer_is_redis_pub_sub_at_the_configured_url_with_a_bounded
     assert 1 <= host["socket_timeout"] <= 15
 
 
-def _numbers(**env: str) -> dict:
-    read = (
-        "import json; from koyra import settings as s; print(json.dumps({'problems': "
-        "s.KOYRA_SETTINGS_PROBLEMS, 'keep': s.KOYRA_KEEP_RELEASES, 'port': s.KOYRA_HTTP_PORT, "
-        "'debug': s.DEBUG, 'files': s.KOYRA_ALLOW_FILE_REPOS}))"
-    )
-    # what it reads comes from `env` alone, not from the suite's own environment
-    # (scripts/test.sh sets KOYRA_HTTP_PORT and KOYRA_ALLOW_FILE_REPOS)
-    names = {"KOYRA_KEEP_RELEASES", "KOYRA_HTTP_PORT", "DEBUG", "KOYRA_ALLOW_FILE_REPOS"}
-    base = {k: v for k, v in os.environ.items() if k.removesuffix("_FILE") not in names}
+# The settings the tests below read, each from `env` alone, not from the suite's own
+# environment (scripts/test.sh sets KOYRA_HTTP_PORT, KOYRA_ALLOW_FILE_REPOS, KOYRA_BASE_URL).
+_READ = {
+    "problems": "s.KOYRA_SETTINGS_PROBLEMS",
+    "keep": "s.KOYRA_KEEP_RELEASES",
+    "port": "s.KOYRA_HTTP_PORT",
+    "debug": "s.DEBUG",
+    "files": "s.KOYRA_ALLOW_FILE_REPOS",
+    "base": "s.KOYRA_BASE_URL",
+    "secure": "getattr(s, 'SESSION_COOKIE_SECURE', False)",
+    "level": "s.LOGGING['root']['level']",
+}
+_NAMES = {
+    "KOYRA_KEEP_RELEASES",
+    "KOYRA_HTTP_PORT",
+    "DEBUG",
+    "KOYRA_ALLOW_FILE_REPOS",
+    "KOYRA_BASE_URL",
+    "LOG_LEVEL",
+}
+
+
+def _read_settings(**env: str) -> dict:
+    fields = ", ".join(f"{k!r}: {v}" for k, v in _READ.items())
+    read = f"import json; from koyra import settings as s; print(json.dumps({{{fields}}}))"
+    base = {k: v for k, v in os.environ.items() if k.removesuffix("_FILE") not in _NAMES}
     out = subprocess.run(
         [sys.executable, "-c", read], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
     )
@@ -107,7 +123,7 @@ def _numbers(**env: str) -> dict:
     ],
 )
 def test_numbers_and_switches_in_their_forms(env, expected):
-    read = _numbers(**env)
+    read = _read_settings(**env)
     assert read["problems"] == []
     assert {k: read[k] for k in expected} == expected
 
@@ -130,7 +146,7 @@ def test_numbers_and_switches_in_their_forms(env, expected):
     ],
 )
 def test_a_value_a_setting_does_not_take_is_named_with_what_it_takes(name, value):
-    read = _numbers(**{name: value})
+    read = _read_settings(**{name: value})
     [problem] = read["problems"]
     assert problem.startswith(f"{name} is {value!r}; it takes ")
     # the default stands in until the check refuses the start
@@ -153,21 +169,6 @@ def test_check_and_the_worker_refuse_to_start_with_koyra_e004(command, tmp_path)
     assert "from 1 to 1000000000" in out.stderr and "Fix the value or unset it" in out.stderr
 
 
-def _read_settings(env: dict[str, str], names: str) -> dict:
-    read = (
-        "import json; from koyra import settings as s; print(json.dumps({'problems': "
-        "s.KOYRA_SETTINGS_PROBLEMS, 'base': s.KOYRA_BASE_URL, "
-        "'secure': getattr(s, 'SESSION_COOKIE_SECURE', False), "
-        "'level': s.LOGGING['root']['level']}))"
-    )
-    base = {k: v for k, v in os.environ.items() if k.removesuffix("_FILE") not in names.split()}
-    out = subprocess.run(
-        [sys.executable, "-c", read], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
 @pytest.mark.parametrize(
     ("value", "expected", "secure"),
     [
@@ -178,7 +179,7 @@ def _read_settings(env: dict[str, str], names: str) -> dict:
     ],
 )
 def test_the_base_url_in_its_forms(value, expected, secure):
-    read = _read_settings({"KOYRA_BASE_URL": value}, "KOYRA_BASE_URL")
+    read = _read_settings(KOYRA_BASE_URL=value)
     assert (read["problems"], read["base"], read["secure"]) == ([], expected, secure)
 
 
@@ -195,7 +196,7 @@ def test_the_base_url_in_its_forms(value, expected, secure):
     ],
 )
 def test_a_base_url_that_is_no_address_is_named(value):
-    read = _read_settings({"KOYRA_BASE_URL": value}, "KOYRA_BASE_URL")
+    read = _read_settings(KOYRA_BASE_URL=value)
     [problem] = read["problems"]
     assert problem.startswith(f"KOYRA_BASE_URL is {value!r}; it takes the address Koyra is ")
     assert read["base"] == "http://127.0.0.1:8000"
@@ -203,7 +204,7 @@ def test_a_base_url_that_is_no_address_is_named(value):
 
 def test_a_base_url_with_a_password_is_refused_without_showing_it():
     value = "https://koyra:s3cr3t-pw@koyra.example.com"
-    read = _read_settings({"KOYRA_BASE_URL": value}, "KOYRA_BASE_URL")
+    read = _read_settings(KOYRA_BASE_URL=value)
     [problem] = read["problems"]
     assert problem.startswith("KOYRA_BASE_URL is 'https://...@koyra.example.com'; it takes ")
     assert "s3cr3t" not in problem and "koyra:" not in problem
@@ -213,13 +214,13 @@ def test_a_base_url_with_a_password_is_refused_without_showing_it():
     ("value", "expected"), [("info", "INFO"), (" Debug ", "DEBUG"), ("WARNING", "WARNING")]
 )
 def test_log_level_in_any_case(value, expected):
-    read = _read_settings({"LOG_LEVEL": value}, "LOG_LEVEL")
+    read = _read_settings(LOG_LEVEL=value)
     assert (read["problems"], read["level"]) == ([], expected)
 
 
 @pytest.mark.parametrize("value", ["verbose", "10", "warn "])
 def test_a_log_level_logging_does_not_know_is_named_not_a_traceback(value):
-    read = _read_settings({"LOG_LEVEL": value}, "LOG_LEVEL")
+    read = _read_settings(LOG_LEVEL=value)
     [problem] = read["problems"]
     assert problem.startswith(f"LOG_LEVEL is {value!r}; it takes one of DEBUG, INFO")
     assert read["level"] == "INFO"
