@@ -15,11 +15,7 @@ for b in "$@"; do
   [ -n "$ok" ] && [ -f "benchmarks/$ok" ] || { say "no benchmark named $b (ls benchmarks/)"; exit 2; }
 done
 
-missing=$(bash scripts/provision.sh --missing | tr '\n' ' ')
-if [ -n "$missing" ]; then
-  say "missing packages: $missing- install them once with: sudo bash $PWD/scripts/provision.sh"
-  exit 1
-fi
+ensure_packages || exit 1
 ensure_redis || exit 1
 ensure_docker || exit 1
 ensure_swarm || exit 1

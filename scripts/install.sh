@@ -43,14 +43,7 @@ case "${1:-}" in
   *) echo "usage: $0 [--uninstall [--purge]]" >&2; exit 2 ;;
 esac
 
-missing=$(bash scripts/provision.sh --missing --install | tr '\n' ' ')
-if [ -n "$missing" ]; then
-  if [ "$(id -u)" != 0 ]; then
-    say "missing packages: $missing- install them once with: sudo bash $PWD/scripts/provision.sh --install"
-    exit 1
-  fi
-  bash scripts/provision.sh --install
-fi
+ensure_packages --install || exit 1
 make --no-print-directory venv
 export KOYRA_DATA_DIR="${KOYRA_DATA_DIR:-$PWD/data}"
 mkdir -p "$KOYRA_DATA_DIR" && chmod 700 "$KOYRA_DATA_DIR"

@@ -1,5 +1,6 @@
-# Shared by run.sh and test.sh: make sure Redis and a swarm-mode Docker engine are up.
-# Starts local ones where they are installed; otherwise says what to install.
+# Shared by run.sh, test.sh, bench.sh and install.sh: make sure the packages, Redis and a
+# swarm-mode Docker engine are there. Starts local daemons where they are installed;
+# otherwise says what to install.
 
 say() { printf 'koyra: %s\n' "$*" >&2; }
 
@@ -11,6 +12,18 @@ close_inherited_fds() {
     fd=${p##*/}
     if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
   done
+}
+
+# The packages scripts/provision.sh lists (its flags choose the list: --install, --test):
+# installed when root, else the one command to run.
+ensure_packages() {
+  local missing; missing=$(bash scripts/provision.sh --missing "$@" | tr '\n' ' ')
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    say "missing packages: $missing- install them once with: sudo bash $PWD/scripts/provision.sh $*"
+    return 1
+  fi
+  bash scripts/provision.sh "$@"
 }
 
 ensure_redis() {

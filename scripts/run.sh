@@ -7,14 +7,7 @@ BIN=.venv/bin
 
 # What this machine lacks for Koyra (Docker, Redis, git, a Python with venv...), from the one
 # list CI installs from too: installed when root, else the one command to run.
-missing=$(bash scripts/provision.sh --missing | tr '\n' ' ')
-if [ -n "$missing" ]; then
-  if [ "$(id -u)" != 0 ]; then
-    say "missing packages: $missing- install them once with: sudo bash $PWD/scripts/provision.sh"
-    exit 1
-  fi
-  bash scripts/provision.sh
-fi
+ensure_packages || exit 1
 make --no-print-directory venv
 export KOYRA_DATA_DIR="${KOYRA_DATA_DIR:-$PWD/data}"
 mkdir -p "$KOYRA_DATA_DIR"
